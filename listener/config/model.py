@@ -1,0 +1,235 @@
+"""The shape of every file users edit: `config.toml`, `queries/*.toml` and `alerts/*.toml`.
+
+Each class is a pydantic model with unknown keys forbidden, so a typo is an error that names the
+field instead of a setting that silently does nothing. `listener.config.loader` reads the files,
+validates them against these models, and turns pydantic's error locations into `file:line: field`.
+Secrets never appear here: only the names of the environment variables that hold them.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+Level = Literal["critical", "high", "normal", "low"]
+LEVELS: tuple[Level, ...] = ("critical", "high", "normal", "low")
+SLUG = r"^[a-z0-9][a-z0-9_\-]*$"
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: object) -> timedelta:
+    """'30s', '5m', '1h', '2d' or a number of seconds; must be more than zero."""
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, bool):
+        raise ValueError("a duration must be like '30s', '5m', '1h' or '1d'")
+    elif isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION.match(value)):
+        seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+    else:
+        raise ValueError(f"bad duration {value!r}: use a number with s, m, h or d, like '5m'")
+    if seconds <= 0:
+        raise ValueError(f"bad duration {value!r}: must be more than zero")
+    return timedelta(seconds=seconds)
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# --- config.toml -------------------------------------------------------------------------------
+
+
+class ReplaySource(Strict):
+    """A JSONL file of canonical posts, read from where the last run stopped."""
+
+    enabled: bool = True
+    path: str
+    interval: Duration = timedelta(seconds=30)
+    batch: int = Field(500, ge=1, le=100_000)
+
+
+class RssSource(Strict):
+    """RSS/Atom feeds: a news-search URL templated from each search's terms, plus fixed feeds."""
+
+    enabled: bool = True
+    url_template: str | None = (
+        "https://news.google.com/rss/search?q={query}&hl=nl&gl=NL&ceid=NL:nl"
+    )
+    feeds: list[str] = []
+    interval: Duration = timedelta(minutes=15)
+    timeout: Duration = timedelta(seconds=20)
+    user_agent: str = "listener/0.1 (+https://github.com/listener-webcare/listener)"
+
+    @field_validator("url_template")
+    @classmethod
+    def _has_query(cls, value: str | None) -> str | None:
+        if value is not None and "{query}" not in value:
+            raise ValueError("must contain {query}, where the search terms go")
+        return value
+
+
+class Sources(Strict):
+    replay: ReplaySource | None = None
+    rss: RssSource | None = None
+
+
+class Backoff(Strict):
+    """How long a failing source or delivery waits before the next try (doubling up to `max`)."""
+
+    initial: Duration = timedelta(seconds=30)
+    max: Duration = timedelta(hours=1)
+
+
+class SlackSettings(Strict):
+    token_env: str = "SLACK_BOT_TOKEN"
+    base_url: str = "https://slack.com/api/"
+    timeout: Duration = timedelta(seconds=15)
+
+
+class EmailSettings(Strict):
+    host: str
+    port: int = Field(587, ge=1, le=65535)
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    username: str | None = None
+    password_env: str = "SMTP_PASSWORD"
+    sender: str
+    timeout: Duration = timedelta(seconds=30)
+
+
+class OutboxSettings(Strict):
+    """Delivery from the persisted outbox."""
+
+    lease: Duration = timedelta(seconds=60)
+    max_attempts: int = Field(20, ge=1)
+    backoff: Backoff = Backoff()
+    every: Duration = timedelta(seconds=2)
+    drain_timeout: Duration = timedelta(seconds=60)
+
+
+class MainFile(Strict):
+    """`config.toml`: where things are and how to reach the outside world."""
+
+    database: str = "sqlite:///listener.db"
+    timezone: str = "Europe/Amsterdam"
+    queries_dir: str = "queries"
+    alerts_dir: str = "alerts"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    sources: Sources = Sources()
+    source_backoff: Backoff = Backoff()
+    slack: SlackSettings | None = None
+    email: EmailSettings | None = None
+    outbox: OutboxSettings = OutboxSettings()
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+
+# --- queries/*.toml ----------------------------------------------------------------------------
+
+
+class Branch(Strict):
+    id: str = Field(pattern=SLUG)
+    name: str
+    address: str | None = None
+    town: str | None = None
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    radius_km: float = Field(3.0, gt=0, le=200)
+
+
+class Organisation(Strict):
+    id: str = Field(pattern=SLUG)
+    name: str
+    aliases: list[str] = []
+    handles: list[str] = []
+    branches: list[Branch] = []
+
+    @model_validator(mode="after")
+    def _unique_branches(self) -> Organisation:
+        seen: set[str] = set()
+        for branch in self.branches:
+            if branch.id in seen:
+                raise ValueError(f"branch id {branch.id!r} is used twice")
+            seen.add(branch.id)
+        return self
+
+
+class Search(Strict):
+    id: str = Field(pattern=SLUG)
+    org: str | None = None
+    kind: Literal["brand", "local"]
+    terms: list[str] = []
+    fuzzy: int = Field(88, ge=50, le=100)
+    exclude: list[str] = []
+    sources: list[str] = []
+    interval: Duration | None = None
+    languages: list[str] = []
+
+    @model_validator(mode="after")
+    def _needs_something_to_find(self) -> Search:
+        if self.kind == "brand" and self.org is None:
+            raise ValueError("a brand search needs org: the organisation whose names it finds")
+        if self.kind == "local" and not self.terms:
+            raise ValueError("a local search needs terms, such as 'de bieb'")
+        return self
+
+
+class QueryFile(Strict):
+    import_csv: list[str] = []
+    organisations: list[Organisation] = []
+    searches: list[Search] = []
+
+
+# --- alerts/*.toml -----------------------------------------------------------------------------
+
+
+class Receiver(Strict):
+    id: str = Field(pattern=SLUG)
+    type: Literal["console", "slack", "email"]
+    channel: str | None = None
+    to: list[str] = []
+
+    @model_validator(mode="after")
+    def _settings_for_type(self) -> Receiver:
+        if self.type == "slack" and not self.channel:
+            raise ValueError("a slack receiver needs channel, e.g. '#webcare' or a channel id")
+        if self.type == "email" and not self.to:
+            raise ValueError("an email receiver needs to = ['someone@example.org']")
+        if self.type != "email" and self.to:
+            raise ValueError("to is only for email receivers")
+        if self.type != "slack" and self.channel:
+            raise ValueError("channel is only for slack receivers")
+        return self
+
+
+class Route(Strict):
+    """Which alerts go where. Empty matchers match everything; first matching route wins."""
+
+    orgs: list[str] = []
+    searches: list[str] = []
+    min_level: Level = "low"
+    receivers: list[str] = Field(min_length=1)
+    continue_: bool = Field(False, alias="continue")
+
+
+class AlertsFile(Strict):
+    receivers: list[Receiver] = []
+    routes: list[Route] = []
