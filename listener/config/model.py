@@ -62,9 +62,7 @@ class RssSource(Strict):
     """RSS/Atom feeds: a news-search URL templated from each search's terms, plus fixed feeds."""
 
     enabled: bool = True
-    url_template: str | None = (
-        "https://news.google.com/rss/search?q={query}&hl=nl&gl=NL&ceid=NL:nl"
-    )
+    url_template: str | None = "https://news.google.com/rss/search?q={query}&hl=nl&gl=NL&ceid=NL:nl"
     feeds: list[str] = []
     interval: Duration = timedelta(minutes=15)
     timeout: Duration = timedelta(seconds=20)
@@ -147,7 +145,7 @@ class MainFile(Strict):
 
 class Branch(Strict):
     id: str = Field(pattern=SLUG)
-    name: str
+    name: str = Field(min_length=1)
     address: str | None = None
     town: str | None = None
     lat: float = Field(ge=-90, le=90)
@@ -157,7 +155,7 @@ class Branch(Strict):
 
 class Organisation(Strict):
     id: str = Field(pattern=SLUG)
-    name: str
+    name: str = Field(min_length=1)
     aliases: list[str] = []
     handles: list[str] = []
     branches: list[Branch] = []

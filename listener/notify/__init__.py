@@ -1,0 +1,125 @@
+"""Notifiers: deliver one `AlertMessage` to one receiver (console, Slack or email).
+
+Every notifier has one method, `send(alert)`, which returns an external reference (Slack's
+"channel:ts", an email's Message-ID) or None, and raises `TransportError` when the receiver did not
+accept the alert. Each notifier translates its own library's errors at that one boundary and says
+whether a retry can help:
+
+    Exception
+    ├── TransportError(message, permanent, retry_after)   send() failed
+    │     permanent=False: network, timeout, HTTP 429/5xx, SMTP 4xx   → retry with backoff
+    │     permanent=True:  bad token, unknown channel, SMTP 5xx, …    → mark failed, show reason
+    └── NotifierUnavailable   build_notifier(): settings or secret missing, receiver inactive
+
+`build_notifier` turns a configured `Receiver` into a notifier. Integrations are imported lazily
+from `_REGISTRY`, so a console-only install never imports slack_sdk or smtplib. Secrets come from
+the environment (names in config) and never appear in a notifier's repr or in error messages.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from listener.alert import AlertMessage
+    from listener.config.model import MainFile, Receiver
+
+__all__ = [
+    "Notifier",
+    "NotifierUnavailable",
+    "TransportError",
+    "build_notifier",
+    "headline",
+    "mask_secret",
+    "scrub",
+]
+
+
+class TransportError(Exception):
+    """The receiver did not accept the alert; `permanent` says whether retrying is pointless."""
+
+    def __init__(self, message: str, *, permanent: bool, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.permanent = permanent
+        self.retry_after = retry_after
+
+    def __repr__(self) -> str:
+        return (
+            f"TransportError({self.message!r}, permanent={self.permanent}, "
+            f"retry_after={self.retry_after})"
+        )
+
+
+class NotifierUnavailable(Exception):
+    """A receiver that cannot work: its settings section or its secret is missing."""
+
+
+class Notifier(Protocol):
+    def send(self, alert: AlertMessage) -> str | None:
+        """Deliver one alert; return an external reference or None; raise `TransportError`."""
+        ...
+
+
+# receiver type -> "module:Class"; each class has a `from_receiver(...)` classmethod.
+_REGISTRY: dict[str, str] = {
+    "console": "listener.notify.console:ConsoleNotifier",
+    "slack": "listener.notify.slack:SlackNotifier",
+    "email": "listener.notify.email:EmailNotifier",
+}
+
+
+def build_notifier(
+    receiver: Receiver,
+    main: MainFile,
+    templates_dir: Path,
+    env: Mapping[str, str] | None = None,
+    console: Console | None = None,
+) -> Notifier:
+    """The notifier for `receiver`, or `NotifierUnavailable` saying what is missing."""
+    target = _REGISTRY.get(receiver.type)
+    if target is None:
+        known = ", ".join(sorted(_REGISTRY))
+        raise ValueError(f"receiver {receiver.id!r}: unknown type {receiver.type!r} ({known})")
+    module_name, class_name = target.split(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    notifier: Notifier = cls.from_receiver(
+        receiver,
+        main,
+        templates_dir=Path(templates_dir),
+        env=os.environ if env is None else env,
+        console=console,
+    )
+    return notifier
+
+
+def mask_secret(secret: str | None) -> str:
+    """'xoxb-…abcd': enough to tell two secrets apart, never enough to use one."""
+    if not secret:
+        return "<unset>"
+    prefix = secret[:5] if secret.startswith(("xoxb-", "xoxp-", "xapp-")) else ""
+    tail = secret[-4:] if len(secret) >= 16 else ""
+    return f"{prefix}…{tail}"
+
+
+def scrub(text: str, *secrets: str | None) -> str:
+    """`text` with every occurrence of each secret replaced by '***' (for server-sent messages)."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+LEVEL_ICONS: dict[str, str] = {"critical": "🔴", "high": "🟠", "normal": "🟡", "low": "⚪"}
+
+
+def headline(alert: AlertMessage) -> str:
+    """'🔴 CRITICAL · Bibliotheek Eemland / Vathorst': the first line every medium shows."""
+    icon = LEVEL_ICONS.get(alert.level, "🔔")
+    return f"{icon} {alert.level.upper()} · {alert.where}"

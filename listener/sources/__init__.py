@@ -1,0 +1,128 @@
+"""Sources: where posts come from, and the contract every source keeps with the daemon.
+
+A source is polled: every `interval` the daemon calls `fetch(cursor)` with the cursor it stored
+for the source's `key` (None the first time) and gets back a `Batch`:
+
+- `posts`: canonical `Post`s, in the order the source saw them;
+- `cursor`: an opaque string to store once these posts are saved (None = keep the old one);
+- `skipped`: how many malformed items the source logged and left out;
+- `more`: the source has more waiting right now, so the daemon calls `fetch` again at once.
+
+The daemon stores a batch's posts and its new cursor in one transaction, so a crash re-reads at
+most one batch. Posts are de-duplicated by `id` in the store, so a source may return posts it
+returned before (after a crash, or because a feed still lists yesterday's items); sources do not
+keep their own memory of what they delivered.
+
+A fetch that fails as a whole (network, HTTP status, a missing file, a body that is not a feed)
+raises `SourceError`; the daemon keeps the old cursor and backs off (`transient=True`, honouring
+`retry_after` when the source knows it) or reports a configuration problem (`transient=False`).
+One bad item is never a failed fetch: it is logged, counted in `skipped` and left out.
+
+`build_sources` turns `config.toml`'s `[sources.*]` tables into sources. Each kind lives in its
+own module (`replay`, `rss`), imported lazily through `_REGISTRY`; each module has a
+`build(settings, *, searches, organisations, base_dir, client) -> list[Source]`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from listener.post import Post
+
+if TYPE_CHECKING:
+    import httpx
+
+    from listener.config.model import MainFile, Organisation, Search
+
+__all__ = ["Batch", "Source", "SourceError", "build_sources"]
+
+# Source name (the field of `config.toml`'s `[sources]`) -> module that builds it.
+_REGISTRY: dict[str, str] = {
+    "replay": "listener.sources.replay",
+    "rss": "listener.sources.rss",
+}
+
+
+@dataclass(slots=True)
+class Batch:
+    """What one `fetch` returns; see the module docstring."""
+
+    posts: list[Post]
+    cursor: str | None
+    skipped: int = 0
+    more: bool = False
+
+
+class SourceError(Exception):
+    """The fetch failed as a whole; nothing was consumed and the old cursor stays.
+
+    `transient` errors (network, timeouts, 429, 5xx, a missing file) are retried with back-off;
+    permanent ones (404, 401, a bad URL) need someone to fix the configuration. `retry_after` is
+    the number of seconds the remote side asked us to wait, when it said so.
+    """
+
+    def __init__(
+        self, message: str, *, transient: bool = True, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.transient = transient
+        self.retry_after = retry_after
+
+
+class Source(Protocol):
+    """A polled source of posts.
+
+    `key` is unique and stable across restarts (the cursor and the schedule are stored under it),
+    e.g. "replay:demo/posts.jsonl", "rss:search:eemland-brand", "rss:feed:0123456789ab".
+    `name` is the source name posts carry and searches filter on ("replay", "rss").
+    """
+
+    key: str
+    name: str
+    interval: timedelta
+
+    def fetch(self, cursor: str | None) -> Batch:
+        """Read what is new since `cursor`; raise `SourceError` if the fetch fails as a whole."""
+        ...
+
+
+def build_sources(
+    main: MainFile,
+    searches: Sequence[Search],
+    organisations: Mapping[str, Organisation],
+    base_dir: Path,
+    client: httpx.Client | None = None,
+) -> list[Source]:
+    """Create every enabled source configured in `main.sources`.
+
+    Paths are relative to `base_dir` (the folder of `config.toml`). `client` is shared by every
+    source that talks HTTP; when None, such sources share one client created here, which lives
+    as long as the process.
+    """
+    sources: list[Source] = []
+    for name in type(main.sources).model_fields:
+        settings = getattr(main.sources, name)
+        if settings is None or not settings.enabled:
+            continue
+        if name not in _REGISTRY:
+            raise ValueError(f"sources.{name}: no source of that kind is implemented")
+        module = importlib.import_module(_REGISTRY[name])
+        sources.extend(
+            module.build(
+                settings,
+                searches=searches,
+                organisations=organisations,
+                base_dir=base_dir,
+                client=client,
+            )
+        )
+    keys = [source.key for source in sources]
+    duplicates = sorted({key for key in keys if keys.count(key) > 1})
+    if duplicates:
+        raise ValueError(f"two sources share the key(s) {', '.join(duplicates)}")
+    return sources

@@ -1,0 +1,265 @@
+"""The `listener` command: run the daemon, check the configuration, and try searches offline.
+
+A thin layer over the library: every command loads the configuration the same way and prints
+configuration problems as `file:line: field: what is wrong` with exit code 1.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from listener import __version__
+from listener.config import Config, ConfigError, load_config
+from listener.post import Author, Geo, Post, PostError
+
+app = typer.Typer(
+    help="Social listening for webcare teams: saved searches, where a post is about, and alerts.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+ConfigOption = Annotated[
+    Path,
+    typer.Option("--config", "-c", help="The config file (TOML).", envvar="LISTENER_CONFIG"),
+]
+DEFAULT_CONFIG = Path("config.example.toml")
+
+
+def _load(path: Path) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            err.print(Text(str(problem)))
+        err.print(Text(f"{len(exc.problems)} problem(s) in the configuration", style="bold red"))
+        raise typer.Exit(1) from None
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("apscheduler", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"listener {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """Social listening for webcare teams."""
+
+
+@app.command()
+def run(
+    config: ConfigOption = DEFAULT_CONFIG,
+    once: Annotated[
+        bool, typer.Option("--once", help="Run every source one time, deliver, and exit.")
+    ] = False,
+) -> None:
+    """Run the daemon: poll the sources, decide, alert. Stops cleanly on SIGTERM or Ctrl-C."""
+    from listener.daemon import Daemon
+
+    cfg = _load(config)
+    _setup_logging(cfg.main.log_level)
+    daemon = Daemon.from_config(cfg, console=out)
+
+    def _stop(signum: int, _frame: object) -> None:
+        logging.getLogger("listener").info("signal %s: stopping", signal.Signals(signum).name)
+        daemon.stop_event.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        if once:
+            polls, delivered = daemon.run_once()
+            counts = daemon.store.outbox_counts()
+            left = counts.get("pending", 0) + counts.get("sending", 0)
+            err.print(
+                Text(
+                    f"once: {sum(p.fetched for p in polls)} posts fetched, "
+                    f"{sum(p.new_posts for p in polls)} new, "
+                    f"{sum(p.alerts for p in polls)} alerts; "
+                    f"{delivered.sent} delivered, {delivered.failed} failed, "
+                    f"{left} left in the outbox"
+                )
+            )
+        else:
+            daemon.run_forever()
+    finally:
+        daemon.store.close()
+
+
+@app.command()
+def check(config: ConfigOption = DEFAULT_CONFIG) -> None:
+    """Validate the config, queries and alerts; print a summary, or every problem and exit 1."""
+    cfg = _load(config)
+    from listener.daemon import build_notifiers
+    from listener.sources import build_sources
+
+    branches = sum(len(o.branches) for o in cfg.organisations.values())
+    out.print(Text(f"config {cfg.path}: OK", style="bold green"))
+    out.print(Text(f"  database: {_safe_url(cfg.main.database)}"))
+    out.print(Text(f"  organisations: {len(cfg.organisations)}, branches: {branches}"))
+    for org in cfg.organisations.values():
+        names = ", ".join(b.id for b in org.branches) or "no branches"
+        out.print(Text(f"    {org.id}: {org.name} ({names})"))
+    out.print(Text(f"  searches: {len(cfg.searches)}"))
+    for search in cfg.searches:
+        scope = search.org or "all organisations"
+        out.print(Text(f"    {search.id}: {search.kind}, {scope}, fuzzy {search.fuzzy}"))
+    sources = build_sources(cfg.main, cfg.searches, cfg.organisations, cfg.base_dir)
+    out.print(Text(f"  sources: {len(sources)}"))
+    for source in sources:
+        out.print(Text(f"    {source.key} every {_duration(source.interval.total_seconds())}"))
+    _, unavailable = build_notifiers(cfg)
+    out.print(Text(f"  receivers: {len(cfg.receivers)}, routes: {len(cfg.routes)}"))
+    for receiver in cfg.receivers.values():
+        state = unavailable.get(receiver.id)
+        line = f"    {receiver.id}: {receiver.type}" + (f" (inactive: {state})" if state else "")
+        out.print(Text(line, style="yellow" if state else ""))
+    if not cfg.routes:
+        out.print(Text("  warning: no routes, so no alert goes anywhere", style="yellow"))
+
+
+@app.command()
+def classify(
+    input: Annotated[Path, typer.Option("--input", "-i", help="Canonical posts, one JSON a line.")],
+    config: ConfigOption = DEFAULT_CONFIG,
+    as_json: Annotated[bool, typer.Option("--json", help="One decision JSON per line.")] = False,
+) -> None:
+    """Decide about posts offline: match, locate, score. No network, no alerts, no database."""
+    from listener.pipeline import Classifier
+
+    cfg = _load(config)
+    classifier = Classifier(cfg)
+    table = Table("post", "org", "branch", "search", "urgency", "score", "evidence")
+    bad = 0
+    try:
+        lines = input.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        err.print(Text(f"{input}: {exc.strerror or exc}"))
+        raise typer.Exit(1) from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            post = Post.from_dict(json.loads(line))
+        except (ValueError, PostError) as exc:
+            err.print(Text(f"{input}:{number}: skipped: {exc}"))
+            bad += 1
+            continue
+        decision = classifier.decide(post)
+        if as_json:
+            out.print(json.dumps(decision.to_json(), ensure_ascii=False), markup=False)
+        else:
+            table.add_row(
+                Text(post.id),
+                Text(decision.org or "-"),
+                Text(decision.branch or "-"),
+                Text(decision.query or "-"),
+                Text(decision.urgency),
+                f"{decision.score:g}",
+                Text("\n".join(decision.evidence + decision.reasons)),
+            )
+    if not as_json:
+        out.print(table)
+    if bad:
+        raise typer.Exit(1)
+
+
+@app.command("try")
+def try_text(
+    text: Annotated[str, typer.Argument(help="The post text to try.")],
+    config: ConfigOption = DEFAULT_CONFIG,
+    location: Annotated[
+        str | None, typer.Option(help="The author's profile location, e.g. 'Amersfoort'.")
+    ] = None,
+    lat: Annotated[float | None, typer.Option(help="The post's latitude.")] = None,
+    lon: Annotated[float | None, typer.Option(help="The post's longitude.")] = None,
+    followers: Annotated[int | None, typer.Option(help="The author's followers.")] = None,
+    lang: Annotated[str | None, typer.Option(help="The post's language, e.g. nl.")] = None,
+    source: Annotated[str, typer.Option(help="The source the post comes from.")] = "replay",
+) -> None:
+    """Decide about one text typed by hand, with every piece of evidence and near-miss."""
+    from listener.pipeline import Classifier
+
+    if (lat is None) != (lon is None):
+        err.print("give both --lat and --lon, or neither")
+        raise typer.Exit(2)
+    cfg = _load(config)
+    post = Post(
+        id="try:1",
+        source=source,
+        text=text,
+        created_at=datetime.now(UTC),
+        lang=lang,
+        author=Author(handle="you", location=location, followers=followers),
+        geo=Geo(lat, lon) if lat is not None and lon is not None else None,
+    )
+    decision = Classifier(cfg).decide(post)
+    if decision.org:
+        where = decision.org + (f" / {decision.branch}" if decision.branch else " (branch unknown)")
+        out.print(Text(f"about: {where} via search {decision.query}", style="bold"))
+        out.print(Text(f"urgency: {decision.urgency} ({decision.score:g})"))
+        if decision.labels:
+            out.print(Text(f"labels: {', '.join(decision.labels)}"))
+    else:
+        out.print(Text("about: no organisation (no alert)", style="bold"))
+    for title, lines in (
+        ("evidence", decision.evidence),
+        ("urgency reasons", decision.reasons),
+        ("near-misses", decision.near_misses),
+    ):
+        out.print(Text(f"{title}:" + ("" if lines else " none")))
+        for line in lines:
+            out.print(Text(f"  - {line}"))
+
+
+def _safe_url(url: str) -> str:
+    """A database URL without its password."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        credentials, host = rest.rsplit("@", 1)
+        user = credentials.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}"
+    return url
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

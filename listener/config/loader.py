@@ -1,0 +1,434 @@
+"""Read `config.toml`, every `queries/*.toml` (and the CSV files they import) and `alerts/*.toml`.
+
+All problems across all files are collected, not just the first: `ConfigError.problems` holds one
+`Problem` per error, printed as `file:line: field: what is wrong`, so one run of `listener check`
+shows everything to fix. The result is a `Config`: the validated models plus the cross-file
+links (a search's organisation, a route's receivers) already checked.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import tomllib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from listener.config.lines import KeyLines
+from listener.config.model import (
+    AlertsFile,
+    Branch,
+    MainFile,
+    Organisation,
+    QueryFile,
+    Receiver,
+    Route,
+    Search,
+)
+
+#: Source names a search may list: the sources listener has and the names replayed posts carry.
+KNOWN_SOURCES = frozenset(
+    {"replay", "rss", "bluesky", "jetstream", "mastodon", "reddit", "x", "youtube", "webhook"}
+)
+CSV_COLUMNS = (
+    "org_id",
+    "org_name",
+    "org_aliases",
+    "branch_id",
+    "branch_name",
+    "street",
+    "town",
+    "lat",
+    "lon",
+    "radius_km",
+)
+TEMPLATES = ("email_subject.txt.j2", "email.txt.j2", "email.html.j2")
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    file: Path
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else str(self.file)
+        return (
+            f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        )
+
+
+class ConfigError(Exception):
+    """One or more problems in the configuration files."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the daemon was told, validated and cross-checked."""
+
+    path: Path
+    main: MainFile
+    organisations: dict[str, Organisation]
+    searches: list[Search]
+    receivers: dict[str, Receiver]
+    routes: list[Route]
+    files: list[Path] = field(default_factory=list)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def resolve(self, value: str | Path) -> Path:
+        """A path from the config, relative to the config file's folder."""
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else self.base_dir / path
+
+    @property
+    def queries_dir(self) -> Path:
+        return self.resolve(self.main.queries_dir)
+
+    @property
+    def alerts_dir(self) -> Path:
+        return self.resolve(self.main.alerts_dir)
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.alerts_dir / "templates"
+
+    @property
+    def database_url(self) -> str:
+        """The database URL (`LISTENER_DATABASE` in the environment wins over the config file),
+        with a relative SQLite path taken from the config's folder."""
+        url = os.environ.get("LISTENER_DATABASE") or self.main.database
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+            return prefix + str(self.resolve(url[len(prefix) :]))
+        return url
+
+
+def load_config(path: str | Path) -> Config:
+    """Load and validate everything `path` points at; raise `ConfigError` listing every problem."""
+    path = Path(path)
+    problems: list[Problem] = []
+    main = _load_model(path, MainFile, problems)
+    if main is None:
+        raise ConfigError(problems)
+    config_dir = path.parent
+    queries_dir = _dir(config_dir, main.queries_dir)
+    alerts_dir = _dir(config_dir, main.alerts_dir)
+    files: list[Path] = []
+
+    organisations: dict[str, Organisation] = {}
+    org_where: dict[str, tuple[Path, int | None]] = {}
+    searches: list[Search] = []
+    search_where: dict[str, tuple[Path, int | None]] = {}
+    for query_file in _toml_files(queries_dir, "queries_dir", path, problems):
+        files.append(query_file)
+        loaded = _load_model(query_file, QueryFile, problems, keep_lines=True)
+        if loaded is None:
+            continue
+        model, lines = loaded
+        for i, org in enumerate(model.organisations):
+            line = lines.line_of(("organisations", i, "id"))
+            _add_org(org, query_file, line, organisations, org_where, problems)
+        for i, csv_name in enumerate(model.import_csv):
+            csv_path = _dir(query_file.parent, csv_name)
+            line = lines.line_of(("import_csv", i))
+            files.append(csv_path)
+            for org, org_line in _load_csv(csv_path, query_file, line, problems):
+                _add_org(org, csv_path, org_line, organisations, org_where, problems)
+        for i, search in enumerate(model.searches):
+            if search.id in search_where:
+                first = search_where[search.id]
+                line = lines.line_of(("searches", i, "id"))
+                message = f"used before at {_at(first)}"
+                problems.append(Problem(query_file, line, f"searches[{search.id}].id", message))
+                continue
+            search_where[search.id] = (query_file, lines.line_of(("searches", i, "org")))
+            searches.append(search)
+            _check_search(search, i, query_file, lines, problems)
+
+    receivers: dict[str, Receiver] = {}
+    routes: list[Route] = []
+    route_where: list[tuple[Path, KeyLines, int]] = []
+    for alerts_file in _toml_files(alerts_dir, "alerts_dir", path, problems):
+        files.append(alerts_file)
+        loaded = _load_model(alerts_file, AlertsFile, problems, keep_lines=True)
+        if loaded is None:
+            continue
+        model, lines = loaded
+        for i, receiver in enumerate(model.receivers):
+            if receiver.id in receivers:
+                line = lines.line_of(("receivers", i, "id"))
+                problems.append(
+                    Problem(alerts_file, line, f"receivers[{receiver.id}].id", "used twice")
+                )
+            receivers[receiver.id] = receiver
+        for i, route in enumerate(model.routes):
+            routes.append(route)
+            route_where.append((alerts_file, lines, i))
+
+    # Cross-file links, now that every file is read.
+    for search in searches:
+        if search.org is not None and search.org not in organisations:
+            file, line = search_where[search.id]
+            problems.append(
+                Problem(
+                    file,
+                    line,
+                    f"searches[{search.id}].org",
+                    _unknown("organisation", search.org, organisations),
+                )
+            )
+    search_ids = {s.id for s in searches}
+    for route, (file, lines, i) in zip(routes, route_where, strict=True):
+        for key, known, what in (
+            ("receivers", receivers, "receiver"),
+            ("orgs", organisations, "organisation"),
+            ("searches", search_ids, "search"),
+        ):
+            for j, name in enumerate(getattr(route, key)):
+                if name not in known:
+                    line = lines.line_of(("routes", i, key, j))
+                    problems.append(
+                        Problem(file, line, f"routes[{i}].{key}", _unknown(what, name, known))
+                    )
+    if any(r.type == "email" for r in receivers.values()):
+        for name in TEMPLATES:
+            if not (alerts_dir / "templates" / name).is_file():
+                problems.append(
+                    Problem(
+                        alerts_dir / "templates" / name,
+                        None,
+                        "",
+                        "template missing (an email receiver needs it)",
+                    )
+                )
+
+    if problems:
+        raise ConfigError(problems)
+    return Config(
+        path=path,
+        main=main,
+        organisations=organisations,
+        searches=searches,
+        receivers=receivers,
+        routes=routes,
+        files=files,
+    )
+
+
+def _at(where: tuple[Path, int | None]) -> str:
+    return f"{where[0]}:{where[1]}" if where[1] else str(where[0])
+
+
+def _unknown(what: str, name: str, known: Iterable[str]) -> str:
+    names = ", ".join(sorted(known)) or "none defined"
+    return f"unknown {what} {name!r} (known: {names})"
+
+
+def _dir(base: Path, value: str) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def _toml_files(folder: Path, key: str, config: Path, problems: list[Problem]) -> list[Path]:
+    if not folder.is_dir():
+        problems.append(Problem(config, None, key, f"folder {folder} does not exist"))
+        return []
+    return sorted(folder.glob("*.toml"))
+
+
+def _load_model(
+    path: Path, model: type[M], problems: list[Problem], *, keep_lines: bool = False
+) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        problems.append(Problem(path, None, "", f"cannot read: {exc.strerror or exc}"))
+        return None
+    except UnicodeDecodeError as exc:
+        problems.append(Problem(path, None, "", f"not UTF-8 text: {exc.reason}"))
+        return None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        found = re.search(r"\(at line (\d+), column (\d+)\)", message)
+        line = int(found.group(1)) if found else None
+        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", message)
+        column = f" (column {found.group(2)})" if found else ""
+        problems.append(Problem(path, line, "", f"TOML syntax error: {message}{column}"))
+        return None
+    lines = KeyLines(text)
+    try:
+        validated = model.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(_problems(path, lines, data, exc))
+        return None
+    return (validated, lines) if keep_lines else validated
+
+
+def _problems(path: Path, lines: KeyLines, data: Any, exc: ValidationError) -> list[Problem]:
+    out = []
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "missing":
+            message = "required field missing"
+        elif error["type"] == "extra_forbidden":
+            message = "unknown key"
+        out.append(Problem(path, lines.line_of(loc), _field_name(loc, data), message))
+    return out
+
+
+def _field_name(loc: Sequence[str | int], data: Any) -> str:
+    """`organisations[eemland].branches[vathorst].lat`: list items named by their id."""
+    out = ""
+    node = data
+    for part in loc:
+        if isinstance(part, int):
+            item = node[part] if isinstance(node, list) and part < len(node) else None
+            label = item.get("id") if isinstance(item, dict) else None
+            out += f"[{label}]" if isinstance(label, str) and label else f"[{part}]"
+            node = item
+        else:
+            out += f".{part}" if out else str(part)
+            node = node.get(part) if isinstance(node, dict) else None
+    return out
+
+
+def _add_org(
+    org: Organisation,
+    file: Path,
+    line: int | None,
+    organisations: dict[str, Organisation],
+    where: dict[str, tuple[Path, int | None]],
+    problems: list[Problem],
+) -> None:
+    """Add an organisation; the same id twice is allowed once: names in TOML, branches in CSV."""
+    existing = organisations.get(org.id)
+    if existing is None:
+        organisations[org.id] = org
+        where[org.id] = (file, line)
+        return
+    if existing.branches and org.branches:
+        problems.append(
+            Problem(
+                file, line, f"organisations[{org.id}]", f"defined before at {_at(where[org.id])}"
+            )
+        )
+        return
+    organisations[org.id] = existing.model_copy(
+        update={
+            "aliases": list(dict.fromkeys([*existing.aliases, *org.aliases])),
+            "handles": list(dict.fromkeys([*existing.handles, *org.handles])),
+            "branches": existing.branches or org.branches,
+        }
+    )
+
+
+def _check_search(
+    search: Search, i: int, file: Path, lines: KeyLines, problems: list[Problem]
+) -> None:
+    for j, name in enumerate(search.sources):
+        if name not in KNOWN_SOURCES:
+            line = lines.line_of(("searches", i, "sources", j))
+            message = _unknown("source", name, KNOWN_SOURCES)
+            problems.append(Problem(file, line, f"searches[{search.id}].sources", message))
+
+
+def _load_csv(
+    path: Path, toml_file: Path, toml_line: int | None, problems: list[Problem]
+) -> list[tuple[Organisation, int]]:
+    """Organisations and branches from a CSV with the columns in `CSV_COLUMNS`."""
+    try:
+        handle = path.open(encoding="utf-8-sig", newline="")
+    except OSError as exc:
+        problems.append(
+            Problem(toml_file, toml_line, "import_csv", f"cannot read {path}: {exc.strerror}")
+        )
+        return []
+    with handle:
+        reader = csv.DictReader(handle)
+        header = reader.fieldnames or []
+        missing = [c for c in CSV_COLUMNS if c not in header]
+        if missing:
+            problems.append(Problem(path, 1, ", ".join(missing), "column missing"))
+            return []
+        extra = [c for c in header if c not in CSV_COLUMNS]
+        if extra:
+            problems.append(Problem(path, 1, ", ".join(extra), "unknown column"))
+        orgs: dict[str, dict[str, Any]] = {}
+        for row in reader:
+            line = reader.line_num
+            org_id = (row["org_id"] or "").strip()
+            if not org_id:
+                problems.append(Problem(path, line, "org_id", "required field missing"))
+                continue
+            org = orgs.setdefault(
+                org_id,
+                {
+                    "id": org_id,
+                    "name": (row["org_name"] or "").strip(),
+                    "aliases": [
+                        a.strip() for a in (row["org_aliases"] or "").split("|") if a.strip()
+                    ],
+                    "branches": [],
+                    "line": line,
+                },
+            )
+            name = (row["org_name"] or "").strip()
+            if name and name != org["name"]:
+                problems.append(
+                    Problem(
+                        path,
+                        line,
+                        "org_name",
+                        f"{org_id!r} is named {org['name']!r} on line {org['line']}",
+                    )
+                )
+            raw = {
+                "id": (row["branch_id"] or "").strip(),
+                "name": (row["branch_name"] or "").strip(),
+                "address": (row["street"] or "").strip() or None,
+                "town": (row["town"] or "").strip() or None,
+                "lat": (row["lat"] or "").strip() or None,
+                "lon": (row["lon"] or "").strip() or None,
+                "radius_km": (row["radius_km"] or "").strip() or None,
+            }
+            raw = {k: v for k, v in raw.items() if v not in (None, "")}
+            try:
+                org["branches"].append(Branch.model_validate(raw))
+            except ValidationError as exc:
+                for error in exc.errors():
+                    column = {"id": "branch_id", "name": "branch_name", "address": "street"}.get(
+                        str(error["loc"][0]), str(error["loc"][0])
+                    )
+                    message = error["msg"].removeprefix("Value error, ")
+                    if error["type"] == "missing":
+                        message = "required field missing"
+                    problems.append(Problem(path, line, column, message))
+    out = []
+    for raw_org in orgs.values():
+        line = raw_org.pop("line")
+        try:
+            out.append((Organisation.model_validate(raw_org), line))
+        except ValidationError as exc:
+            for error in exc.errors():
+                problems.append(
+                    Problem(path, line, "org_id", error["msg"].removeprefix("Value error, "))
+                )
+    return out

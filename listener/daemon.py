@@ -1,0 +1,227 @@
+"""The daemon: poll each source on its schedule, decide, store, and deliver from the outbox.
+
+It only wires the stages. A poll fetches a batch, decides every new post, and saves posts,
+decisions, alerts, outbox rows and the source's cursor in one transaction (`Store.save_batch`);
+a failing source is logged with its reason and backs off (doubling, up to `source_backoff.max`,
+or the server's Retry-After) while the others keep running. Delivery runs as its own job.
+
+`run_once` polls every source until it has nothing more, then drains the outbox: what
+`listener run --once` does. `run_forever` uses APScheduler with a first run at start-up, grace
+for late runs and jitter; SIGTERM/SIGINT set a flag: the batch in flight is finished or abandoned
+as a whole, and the outbox keeps whatever was not delivered.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from listener.config import Config
+from listener.notify import Notifier, NotifierUnavailable, build_notifier
+from listener.outbox import Deliverer, RoundResult
+from listener.pipeline import CONSOLE_FALLBACK, Classifier
+from listener.sources import Source, SourceError, build_sources
+from listener.store import Store, utcnow
+
+log = logging.getLogger(__name__)
+MAX_BATCHES_PER_POLL = 1000
+
+
+@dataclass(slots=True)
+class PollResult:
+    fetched: int = 0
+    new_posts: int = 0
+    alerts: int = 0
+    skipped: int = 0
+    error: str | None = None
+
+
+def build_notifiers(
+    config: Config, env: Mapping[str, str] | None = None, console: object | None = None
+) -> tuple[dict[str, Notifier], dict[str, str]]:
+    """The notifiers that can deliver now, and the reason for each receiver that cannot."""
+    env = os.environ if env is None else env
+    notifiers: dict[str, Notifier] = {}
+    unavailable: dict[str, str] = {}
+    for receiver in config.receivers.values():
+        try:
+            notifiers[receiver.id] = build_notifier(
+                receiver,
+                config.main,
+                config.templates_dir,
+                env=env,
+                console=console,  # type: ignore[arg-type]
+            )
+        except NotifierUnavailable as exc:
+            unavailable[receiver.id] = str(exc)
+    if CONSOLE_FALLBACK not in notifiers and CONSOLE_FALLBACK not in config.receivers:
+        from listener.config.model import Receiver
+
+        fallback = Receiver(id=CONSOLE_FALLBACK, type="console")
+        notifiers[CONSOLE_FALLBACK] = build_notifier(
+            fallback,
+            config.main,
+            config.templates_dir,
+            env=env,
+            console=console,  # type: ignore[arg-type]
+        )
+    return notifiers, unavailable
+
+
+@dataclass
+class Daemon:
+    config: Config
+    store: Store
+    sources: list[Source]
+    classifier: Classifier
+    deliverer: Deliverer
+    active: set[str]
+    clock: Callable[[], datetime] = utcnow
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    _not_before: dict[str, datetime] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Config,
+        *,
+        env: Mapping[str, str] | None = None,
+        console: object | None = None,
+        store: Store | None = None,
+    ) -> Daemon:
+        store = store or Store(config.database_url)
+        notifiers, unavailable = build_notifiers(config, env, console)
+        for reason in unavailable.values():
+            log.warning("%s", reason)
+        sources = build_sources(config.main, config.searches, config.organisations, config.base_dir)
+        return cls(
+            config=config,
+            store=store,
+            sources=sources,
+            classifier=Classifier(config),
+            deliverer=Deliverer(store, notifiers, config.main.outbox, unavailable),
+            active=set(notifiers),
+        )
+
+    def stopping(self) -> bool:
+        return self.stop_event.is_set()
+
+    def poll(self, source: Source) -> PollResult:
+        """Fetch from one source until it has nothing more, saving each batch as a whole."""
+        result = PollResult()
+        now = self.clock()
+        not_before = self._not_before.get(source.key)
+        if not_before is not None and now < not_before:
+            return result  # backing off
+        for _ in range(MAX_BATCHES_PER_POLL):
+            if self.stopping():
+                break
+            try:
+                batch = source.fetch(self.store.cursor(source.key))
+            except SourceError as exc:
+                result.error = str(exc)
+                self._back_off(source, str(exc), getattr(exc, "retry_after", None))
+                return result
+            except Exception as exc:  # a bug in one source must not stop the daemon
+                log.exception("source %s crashed", source.key)
+                result.error = f"{type(exc).__name__}: {exc}"
+                self._back_off(source, result.error, None)
+                return result
+            result.fetched += len(batch.posts)
+            result.skipped += batch.skipped
+            known = self.store.known_post_ids(p.id for p in batch.posts)
+            decided = []
+            for post in batch.posts:
+                if post.id in known:
+                    continue
+                known.add(post.id)
+                decided.append(self.classifier.process(post, source.name, self.active))
+            saved = self.store.save_batch(source.key, batch.cursor, decided, self.clock())
+            result.new_posts += saved.new_posts
+            result.alerts += saved.alerts
+            if not batch.more:
+                break
+        self._not_before.pop(source.key, None)
+        log.info(
+            "poll %s: %d fetched, %d new, %d alerts, %d skipped",
+            source.key,
+            result.fetched,
+            result.new_posts,
+            result.alerts,
+            result.skipped,
+        )
+        return result
+
+    def _back_off(self, source: Source, error: str, retry_after: float | None) -> None:
+        failures = self.store.record_source_failure(source.key, error, self.clock())
+        settings = self.config.main.source_backoff
+        wait = min(settings.initial * (2 ** (failures - 1)), settings.max)
+        if retry_after:
+            wait = max(wait, timedelta(seconds=retry_after))
+        self._not_before[source.key] = self.clock() + wait
+        log.warning(
+            "source %s failed (%d in a row), next try in %.0fs: %s",
+            source.key,
+            failures,
+            wait.total_seconds(),
+            error,
+        )
+
+    def deliver(self) -> RoundResult:
+        return self.deliverer.deliver_due(self.stopping)
+
+    def run_once(self) -> tuple[list[PollResult], RoundResult]:
+        polls = [self.poll(source) for source in self.sources if not self.stopping()]
+        delivered = self.deliverer.drain(stop=self.stopping)
+        return polls, delivered
+
+    def run_forever(self) -> None:
+        from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        scheduler = BackgroundScheduler(
+            timezone=self.config.main.timezone,
+            executors={"default": ThreadPoolExecutor(4)},
+            job_defaults={"coalesce": True, "max_instances": 1},
+        )
+        start = datetime.now(scheduler.timezone)
+        for source in self.sources:
+            seconds = source.interval.total_seconds()
+            scheduler.add_job(
+                self.poll,
+                "interval",
+                args=[source],
+                id=f"poll:{source.key}",
+                seconds=seconds,
+                next_run_time=start,
+                misfire_grace_time=max(1, int(seconds)),
+                jitter=min(30, int(seconds * 0.1)),
+            )
+        every = self.config.main.outbox.every.total_seconds()
+        scheduler.add_job(
+            self.deliver,
+            "interval",
+            id="deliver",
+            seconds=every,
+            next_run_time=start,
+            misfire_grace_time=max(1, int(every)),
+        )
+        scheduler.start()
+        log.info(
+            "listener running: %d sources, %d searches, receivers %s",
+            len(self.sources),
+            len(self.config.searches),
+            ", ".join(sorted(self.active)),
+        )
+        try:
+            while not self.stop_event.wait(1.0):
+                pass
+        finally:
+            log.info("stopping: finishing the work in flight")
+            scheduler.shutdown(wait=True)
+            counts = self.store.outbox_counts()
+            log.info("stopped; outbox: %s", counts or "empty")

@@ -1,0 +1,201 @@
+"""Match: does a post mention what a saved search looks for?
+
+A `brand` search finds an organisation's name, aliases and handles (plus any extra terms) anywhere;
+a `local` search finds generic terms such as "de bieb", which only count once the locate stage has
+put the post near a branch. Text is folded first (`listener.text.fold`), so case, accents and
+punctuation never matter. A term matches exactly as a word sequence, or fuzzily (rapidfuzz ratio
+against word windows of the same length, at the search's threshold) when it is longer than four
+letters; short terms like 'bieb' or 'OBA' must match exactly, or they would match half the language.
+Exclusions, and for local searches the built-in cues of another sense of the word (a Steam
+library, a Python library), reject a post with the reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rapidfuzz import fuzz
+
+from listener.config.model import Organisation, Search
+from listener.post import Post
+from listener.text import fold
+
+#: Words that show 'bibliotheek'/'library' is used in another sense (software, games, media).
+SENSE_CUES: tuple[str, ...] = (
+    "steam",
+    "steambibliotheek",
+    "game",
+    "games",
+    "gaming",
+    "playstation",
+    "xbox",
+    "nintendo",
+    "python",
+    "npm",
+    "pip install",
+    "java",
+    "javascript",
+    "github",
+    "software",
+    "spotify",
+    "plex",
+    "icloud",
+    "netflix",
+    "fotobibliotheek",
+    "mediabibliotheek",
+    "muziekbibliotheek",
+    "itunes",
+    "alexandrie",
+    "alexandria",
+)
+SHORT_TERM = 4  # folded terms this short or shorter must match exactly
+NEAR_MISS_MARGIN = 12  # fuzzy scores this far under the threshold are reported as near-misses
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    text: str
+    folded: str
+    kind: str  # name | alias | handle | term
+
+    @property
+    def words(self) -> int:
+        return len(self.folded.split())
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """A post's text prepared once for every search: folded, split, padded for word look-ups."""
+
+    raw: str
+    folded: str
+    words: tuple[str, ...]
+    padded: str
+
+    @classmethod
+    def of(cls, raw: str) -> Text:
+        folded = fold(raw)
+        return cls(raw, folded, tuple(folded.split()), f" {folded} ")
+
+    def has(self, folded_phrase: str) -> bool:
+        return bool(folded_phrase) and f" {folded_phrase} " in self.padded
+
+
+@dataclass(slots=True)
+class MatchResult:
+    search: Search
+    matched: bool
+    term: Term | None = None
+    written: str | None = None
+    score: float = 0.0
+    evidence: list[str] = field(default_factory=list)
+    near_misses: list[str] = field(default_factory=list)
+
+
+def handle_word(handle: str) -> str:
+    """'@BiebEemland' and 'biebeemland.bsky.social' both → 'biebeemland'."""
+    return fold(handle.strip().lstrip("@").split(".", 1)[0]).replace(" ", "")
+
+
+class SearchMatcher:
+    """One saved search, with its terms folded once."""
+
+    def __init__(self, search: Search, org: Organisation | None) -> None:
+        self.search = search
+        self.org = org
+        terms: list[Term] = []
+        if search.kind == "brand" and org is not None:
+            terms.append(Term(org.name, fold(org.name), "name"))
+            terms += [Term(a, fold(a), "alias") for a in org.aliases]
+            terms += [Term(h, handle_word(h), "handle") for h in org.handles]
+        terms += [Term(t, fold(t), "term") for t in search.terms]
+        unique: dict[str, Term] = {}
+        for term in terms:
+            if term.folded:
+                unique.setdefault(term.folded, term)
+        self.terms = list(unique.values())
+        self.exclude = [(e, fold(e)) for e in search.exclude if fold(e)]
+        self.sources = set(search.sources)
+        self.languages = {lang.lower().split("-")[0] for lang in search.languages}
+
+    def applies_to(self, post: Post, fetched_by: str | None = None) -> bool:
+        """The search's source and language filters."""
+        if self.sources and post.source not in self.sources and fetched_by not in self.sources:
+            return False
+        if self.languages and post.lang:
+            return post.lang.lower().split("-")[0] in self.languages
+        return True
+
+    def match(self, post: Post, text: Text) -> MatchResult:
+        result = MatchResult(self.search, matched=False)
+        best_miss: tuple[float, Term, str] | None = None
+        for term in self.terms:
+            found = self._find(term, text)
+            if found is None:
+                continue
+            written, score = found
+            if score >= self.search.fuzzy:
+                if not result.matched or score > result.score:
+                    result.matched, result.term, result.written, result.score = (
+                        True,
+                        term,
+                        written,
+                        score,
+                    )
+            elif score >= self.search.fuzzy - NEAR_MISS_MARGIN and (
+                best_miss is None or score > best_miss[0]
+            ):
+                best_miss = (score, term, written)
+        if not result.matched:
+            if best_miss is not None:
+                score, term, written = best_miss
+                result.near_misses.append(
+                    f"search {self.search.id}: '{written}' is like {term.kind} '{term.text}' "
+                    f"(fuzzy {score:.0f}, needs {self.search.fuzzy})"
+                )
+            return result
+        assert result.term is not None
+        how = "exact" if result.score >= 100 else f"fuzzy {result.score:.0f}"
+        result.evidence.append(
+            f"search {self.search.id}: text has {result.term.kind} '{result.term.text}' ({how})"
+            if result.written == result.term.folded
+            else f"search {self.search.id}: '{result.written}' → {result.term.kind} "
+            f"'{result.term.text}' ({how})"
+        )
+        reason = self._rejection(text)
+        if reason:
+            result.matched = False
+            result.evidence.append(f"search {self.search.id}: rejected, {reason}")
+        return result
+
+    def _rejection(self, text: Text) -> str | None:
+        for original, folded in self.exclude:
+            if text.has(folded):
+                return f"excluded by '{original}'"
+        if self.search.kind == "local":
+            for cue in SENSE_CUES:
+                if text.has(cue):
+                    return f"another sense of the word ('{cue}')"
+        return None
+
+    def _find(self, term: Term, text: Text) -> tuple[str, float] | None:
+        """The words in the text closest to the term, and their score (100 = exact)."""
+        if text.has(term.folded):
+            return term.folded, 100.0
+        joined = term.folded.replace(" ", "")
+        if term.words > 1 and joined in text.words:  # '#BibliotheekEemland'
+            return joined, 100.0
+        if len(joined) <= SHORT_TERM or not text.words:
+            return None
+        best: tuple[str, float] | None = None
+        size = term.words
+        candidates = [" ".join(text.words[i : i + size]) for i in range(len(text.words) - size + 1)]
+        if size > 1:
+            candidates += text.words  # a multi-word term written as one word
+        for candidate in candidates:
+            score = fuzz.ratio(term.folded, candidate)
+            if size > 1 and " " not in candidate:
+                score = max(score, fuzz.ratio(joined, candidate))
+            if best is None or score > best[1]:
+                best = (candidate, score)
+        return best

@@ -1,0 +1,299 @@
+"""Slack notifier: one `chat.postMessage` per alert, with Block Kit blocks and alert metadata.
+
+Untrusted text (post, author, location, evidence) cannot mention anyone or make a link:
+- the post text and the author line are `plain_text` objects, which Slack never parses;
+- every `mrkdwn` string (the fallback `text`, "why it matched") goes through `escape_mrkdwn`,
+  which turns `& < >` into entities (so no `<!channel>`, `<@U…>` or `<url|label>` can form) and
+  puts a zero-width space after the `@` of a bare @here/@channel/@everyone.
+
+Errors are classified once, in `SlackNotifier.send`: HTTP 429/5xx, network errors and Slack errors
+such as `ratelimited` or `internal_error` are transient; bad tokens, unknown channels, invalid
+blocks and other 4xx are permanent. slack-sdk's own retries are switched off (`retry_handlers=[]`):
+the outbox owns retrying, and a 429's Retry-After goes back to it in `TransportError.retry_after`.
+The token lives only in the `WebClient`; repr and error messages show `xoxb-…abcd` at most.
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import re
+from collections.abc import Mapping
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
+
+from listener.alert import AlertMessage
+from listener.config.model import MainFile, Receiver
+from listener.notify import NotifierUnavailable, TransportError, headline, mask_secret, scrub
+
+log = logging.getLogger(__name__)
+
+HEADER_MAX = 150  # Slack: header text
+SECTION_MAX = 2900  # Slack: 3000 for section text, with room to spare
+CONTEXT_MAX = 1900  # Slack: 2000 per context element
+FALLBACK_POST_MAX = 3000  # notification text; Slack cuts `text` at 40k, shows far less
+URL_MAX = 3000  # Slack: button url
+DEFAULT_RETRY_AFTER = 30.0
+
+# ok:false errors that will fail the same way next time: fix the config, token or app instead.
+PERMANENT_ERRORS = frozenset(
+    {
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "token_expired",
+        "no_permission",
+        "missing_scope",
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "msg_too_long",
+        "no_text",
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "invalid_arguments",
+        "invalid_metadata_format",
+        "invalid_metadata_schema",
+        "metadata_too_large",
+        "restricted_action",
+        "restricted_action_read_only_channel",
+        "restricted_action_thread_only_channel",
+        "restricted_action_non_threadable_channel",
+        "team_access_not_granted",
+        "ekm_access_denied",
+    }
+)
+
+_BROADCAST = re.compile(r"@(here|channel|everyone)\b", re.IGNORECASE)
+
+
+def escape_mrkdwn(text: str) -> str:
+    """Make untrusted text safe inside Slack mrkdwn: no mentions, no links, no broadcasts."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _BROADCAST.sub("@\u200b\\1", text)
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters with an ellipsis, never inside an `&…;` entity."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    amp = cut.rfind("&", max(0, len(cut) - 5))
+    if amp != -1 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    return cut + "…"
+
+
+class SlackNotifier:
+    """Posts alerts to one Slack channel with a bot token."""
+
+    def __init__(self, token: str, channel: str, base_url: str, timeout: float) -> None:
+        self.channel = channel
+        self.base_url = base_url
+        self._masked_token = mask_secret(token)
+        self._client = WebClient(
+            token=token,
+            base_url=base_url,
+            timeout=timeout,  # type: ignore[arg-type]  # urllib takes float seconds
+            retry_handlers=[],
+        )
+
+    @classmethod
+    def from_receiver(
+        cls,
+        receiver: Receiver,
+        main: MainFile,
+        *,
+        templates_dir: Path,
+        env: Mapping[str, str],
+        console: Console | None = None,
+    ) -> SlackNotifier:
+        settings = main.slack
+        inactive = f"slack receiver {receiver.id!r} inactive"
+        if settings is None:
+            raise NotifierUnavailable(f"{inactive}: config.toml has no [slack] section")
+        token = env.get(settings.token_env, "").strip()
+        if not token:
+            state = "is empty" if settings.token_env in env else "is not set"
+            raise NotifierUnavailable(
+                f"{inactive}: environment variable {settings.token_env} {state}"
+            )
+        assert receiver.channel is not None  # Receiver's validator requires it for slack
+        return cls(
+            token=token,
+            channel=receiver.channel,
+            base_url=settings.base_url,
+            timeout=settings.timeout.total_seconds(),
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"SlackNotifier(channel={self.channel!r}, base_url={self.base_url!r}, "
+            f"token={self._masked_token!r})"
+        )
+
+    def send(self, alert: AlertMessage) -> str | None:
+        where = f"slack chat.postMessage to {self.channel}"
+        try:
+            response = self._client.chat_postMessage(
+                channel=self.channel,
+                text=fallback_text(alert),
+                blocks=build_blocks(alert),
+                metadata={
+                    "event_type": "listener_alert",
+                    "event_payload": {"alert_id": alert.alert_id},
+                },
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+        except SlackApiError as exc:
+            raise self._classify(where, exc) from None
+        except SlackClientError as exc:  # bad base_url, blocks that fail validation
+            message = self._scrub(f"{where}: {type(exc).__name__}: {exc}")
+            raise TransportError(message, permanent=True) from None
+        except (OSError, http.client.HTTPException) as exc:  # refused, reset, timeout, DNS
+            reason = getattr(exc, "reason", None) or exc
+            message = self._scrub(f"{where}: cannot reach {self.base_url}: {reason!s}")
+            raise TransportError(message, permanent=False) from None
+        return f"{response.get('channel', self.channel)}:{response.get('ts')}"
+
+    def _classify(self, where: str, exc: SlackApiError) -> TransportError:
+        response = exc.response
+        status = int(response.status_code)
+        data = response.data if isinstance(response.data, dict) else {}
+        error = str(data.get("error") or f"HTTP {status}")
+        detail = _detail(data)
+        message = self._scrub(clip(f"{where}: {error} (HTTP {status}){detail}", 500))
+        if status == 429 or error == "ratelimited":
+            retry_after = _retry_after(response.headers)
+            return TransportError(
+                f"{message}; retry after {retry_after:g}s", permanent=False, retry_after=retry_after
+            )
+        if status >= 500:
+            return TransportError(message, permanent=False)
+        if status != 200:
+            return TransportError(message, permanent=True)
+        return TransportError(message, permanent=error in PERMANENT_ERRORS)
+
+    def _scrub(self, text: str) -> str:
+        return scrub(text, self._client.token)
+
+
+def _detail(data: dict[str, Any]) -> str:
+    """Slack's explanation for invalid_blocks and friends, if it sent one."""
+    metadata = data.get("response_metadata")
+    messages = metadata.get("messages") if isinstance(metadata, dict) else None
+    if isinstance(messages, list) and messages:
+        return ": " + "; ".join(str(m) for m in messages[:3])
+    return ""
+
+
+def _retry_after(headers: Mapping[str, Any]) -> float:
+    for name, value in headers.items():
+        if name.lower() == "retry-after":
+            if isinstance(value, list):
+                value = value[0] if value else ""
+            try:
+                return max(0.0, float(value))
+            except (TypeError, ValueError):
+                break
+    return DEFAULT_RETRY_AFTER
+
+
+# --- rendering ---------------------------------------------------------------------------------
+
+
+def fallback_text(alert: AlertMessage) -> str:
+    """The notification text: mrkdwn, so every part is escaped."""
+    post = alert.post
+    who = _author_line(alert)
+    body = clip(" ".join(post.text.split()), FALLBACK_POST_MAX) or "(no text)"
+    text = f"{headline(alert)}: {body}"
+    if who:
+        text += f" — {who}"
+    return escape_mrkdwn(text)
+
+
+def build_blocks(alert: AlertMessage) -> list[Block]:
+    post = alert.post
+    blocks: list[Block] = [
+        HeaderBlock(text=PlainTextObject(text=clip(headline(alert), HEADER_MAX), emoji=True)),
+        # plain_text: Slack shows it verbatim, so the post cannot mention or link anything.
+        SectionBlock(
+            text=PlainTextObject(
+                text=clip(post.text.strip(), SECTION_MAX) or "(no text)", emoji=False
+            )
+        ),
+    ]
+
+    context: list[PlainTextObject | MarkdownTextObject] = []
+    who = _author_line(alert)
+    if who:
+        context.append(PlainTextObject(text=clip(who, CONTEXT_MAX), emoji=False))
+    stamp = int(post.created_at.timestamp())
+    utc = post.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    when = f"<!date^{stamp}^{{date_short_pretty}} {{time}}|{utc}>"
+    facts = f"{escape_mrkdwn(clip(post.source, 100))} · {when} · score {alert.score:.2f}"
+    context.append(MarkdownTextObject(text=facts))
+    blocks.append(ContextBlock(elements=context))
+
+    why = _why(alert)
+    if why:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(why, SECTION_MAX))))
+
+    if post.url and post.url.startswith(("https://", "http://")) and len(post.url) <= URL_MAX:
+        button = ButtonElement(text="Open post", url=post.url, action_id="open_post")
+        blocks.append(ActionsBlock(elements=[button]))
+    elif post.url:
+        link = escape_mrkdwn(clip(post.url, CONTEXT_MAX))
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=link, verbatim=True)]))
+    return blocks
+
+
+def _author_line(alert: AlertMessage) -> str:
+    """'Jan Jansen (@jan) · 1,234 followers · Amersfoort', unescaped."""
+    author = alert.post.author
+    if author is None:
+        return ""
+    parts = []
+    if author.name and author.handle:
+        parts.append(f"{author.name} (@{author.handle})")
+    elif author.name or author.handle:
+        parts.append(author.name or f"@{author.handle}")
+    if author.followers is not None:
+        parts.append(f"{author.followers:,} followers")
+    if author.location:
+        parts.append(f"📍 {author.location}")
+    return " · ".join(parts)
+
+
+def _why(alert: AlertMessage) -> str:
+    """'Why it matched' and urgency reasons as escaped mrkdwn."""
+    lines: list[str] = []
+    if alert.evidence:
+        lines.append("*Why it matched*")
+        lines += [f"• {escape_mrkdwn(item)}" for item in alert.evidence]
+    if alert.reasons:
+        lines.append("*Urgency*")
+        lines += [f"• {escape_mrkdwn(item)}" for item in alert.reasons]
+    if alert.labels:
+        lines.append(f"*Labels:* {escape_mrkdwn(', '.join(alert.labels))}")
+    if alert.distance_km is not None:
+        lines.append(f"*Distance:* {alert.distance_km:.1f} km")
+    return "\n".join(lines)

@@ -1,0 +1,217 @@
+"""The decision for one post: match → locate → score, then what to alert and to whom.
+
+`Classifier.decide` is pure (no network, no database), so `listener classify`, `listener try` and
+the daemon all decide the same way. For each saved search that applies to the post it checks the
+terms; a brand match ties the post to that organisation (and to a branch when the post can be
+located in one of its areas); a local match counts only when the post lies in a branch's area.
+The best candidate wins: a brand match over a local one, then the higher match score, then the
+nearer branch. `Classifier.alert_for` turns a decision into an alert and its receivers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import Any
+
+from listener.alert import AlertMessage
+from listener.config import Config
+from listener.geo.gazetteer import Gazetteer, default_gazetteer
+from listener.geo.locate import Area, Located, locate
+from listener.match import SearchMatcher, Text, handle_word
+from listener.post import Post
+from listener.route import route
+from listener.score import score_post
+from listener.store import Decided, NewAlert
+from listener.text import fold
+
+CONSOLE_FALLBACK = "console"
+
+
+@dataclass(slots=True)
+class Decision:
+    post_id: str
+    org: str | None = None
+    branch: str | None = None
+    query: str | None = None
+    urgency: str = "none"
+    score: float = 0.0
+    labels: list[str] = field(default_factory=list)
+    distance_km: float | None = None
+    evidence: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    near_misses: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """The decision as `decision.schema.json` has it."""
+        return {
+            "id": self.post_id,
+            "org": self.org,
+            "branch": self.branch,
+            "query": self.query,
+            "urgency": self.urgency,
+            "score": self.score,
+            "labels": self.labels,
+            "distance_km": self.distance_km,
+            "evidence": self.evidence + self.reasons,
+        }
+
+
+@dataclass(slots=True)
+class _Candidate:
+    rank: tuple[float, ...]
+    search_id: str
+    org: str
+    located: Located
+    branch: str | None
+    distance_km: float | None
+
+
+class Classifier:
+    def __init__(self, config: Config, gazetteer: Gazetteer | None = None) -> None:
+        self.config = config
+        self.gazetteer = gazetteer or default_gazetteer()
+        self.matchers = [
+            SearchMatcher(s, config.organisations.get(s.org) if s.org else None)
+            for s in config.searches
+        ]
+        self.areas_by_org: dict[str, list[Area]] = {
+            org.id: [Area(org.id, b.id, b.name, b.lat, b.lon, b.radius_km) for b in org.branches]
+            for org in config.organisations.values()
+        }
+        self.all_areas = [a for areas in self.areas_by_org.values() for a in areas]
+        self.org_of_handle = {
+            handle_word(h): org.id for org in config.organisations.values() for h in org.handles
+        }
+        self.branches_in_town: dict[tuple[str, str], int] = {}
+        for org in config.organisations.values():
+            for branch in org.branches:
+                if branch.town:
+                    key = (org.id, fold(branch.town))
+                    self.branches_in_town[key] = self.branches_in_town.get(key, 0) + 1
+
+    def decide(self, post: Post, fetched_by: str | None = None) -> Decision:
+        decision = Decision(post_id=post.id)
+        text = Text.of(post.text)
+        located_cache: dict[str | None, Located] = {}
+        candidates: list[_Candidate] = []
+        for matcher in self.matchers:
+            search = matcher.search
+            if not matcher.applies_to(post, fetched_by):
+                continue
+            result = matcher.match(post, text)
+            decision.near_misses += result.near_misses
+            if not result.matched:
+                decision.evidence += result.evidence  # rejections say why
+                continue
+            if search.org not in located_cache:
+                areas = self.areas_by_org.get(search.org, []) if search.org else self.all_areas
+                located_cache[search.org] = locate(post, areas, self.gazetteer)
+            located = located_cache[search.org]
+            hit = located.branch
+            if search.kind == "brand":
+                assert search.org is not None
+                candidates.append(
+                    _Candidate(
+                        (1, result.score, -(hit.distance_km if hit else 1e9)),
+                        search.id,
+                        search.org,
+                        located,
+                        hit.area.branch_id if hit else None,
+                        round(hit.distance_km, 2) if hit else None,
+                    )
+                )
+                decision.evidence += result.evidence
+            elif hit is not None:
+                candidates.append(
+                    _Candidate(
+                        (0, result.score, -hit.distance_km),
+                        search.id,
+                        hit.area.org_id,
+                        located,
+                        hit.area.branch_id,
+                        round(hit.distance_km, 2),
+                    )
+                )
+                decision.evidence += result.evidence
+            else:
+                decision.evidence += result.evidence
+                decision.evidence.append(
+                    f"search {search.id}: rejected, not located in any branch's area"
+                )
+                decision.evidence += located.evidence
+                decision.near_misses += located.near_misses
+        own = self._own_org(post)
+        if own is not None and any(c.org == own for c in candidates):
+            candidates = [c for c in candidates if c.org != own]
+            decision.evidence.append(f"posted by {own}'s own account: not an alert for {own}")
+        if not candidates:
+            return decision
+        best = max(candidates, key=lambda c: c.rank)
+        decision.org, decision.branch, decision.query = best.org, best.branch, best.search_id
+        decision.distance_km = best.distance_km
+        decision.evidence += [e for e in best.located.evidence if e not in decision.evidence]
+        town = self._town_with_several_branches(best)
+        if town is not None:
+            decision.evidence.append(
+                f"{town} has several branches of {best.org} and nothing tells which: branch unknown"
+            )
+            decision.branch = decision.distance_km = None
+        urgency = score_post(post)
+        decision.urgency, decision.score = urgency.level, urgency.score
+        decision.labels, decision.reasons = urgency.labels, urgency.reasons
+        return decision
+
+    def _own_org(self, post: Post) -> str | None:
+        """The organisation whose own account wrote the post, if any."""
+        handle = post.author.handle if post.author else None
+        return self.org_of_handle.get(handle_word(handle)) if handle else None
+
+    def _town_with_several_branches(self, candidate: _Candidate) -> str | None:
+        """A town-level place (from text or profile) where the organisation has 2+ branches."""
+        location = candidate.located.location
+        if candidate.branch is None or location is None or location.mention is None:
+            return None
+        name = location.mention.place.name
+        if self.branches_in_town.get((candidate.org, fold(name)), 0) >= 2:
+            return name
+        return None
+
+    def alert_for(
+        self, post: Post, decision: Decision, active: Collection[str] | None = None
+    ) -> NewAlert | None:
+        """The alert for a decision and the receivers it goes to, or None when nothing routes it."""
+        if decision.org is None or decision.query is None:
+            return None
+        receivers = route(
+            self.config.routes, org=decision.org, search=decision.query, level=decision.urgency
+        )
+        if not receivers:
+            return None
+        if active is not None:
+            usable = [r for r in receivers if r in active]
+            receivers = usable or [CONSOLE_FALLBACK]
+        org = self.config.organisations[decision.org]
+        branch = next((b for b in org.branches if b.id == decision.branch), None)
+        message = AlertMessage(
+            alert_id=0,
+            post=post,
+            org_id=org.id,
+            org_name=org.name,
+            branch_id=branch.id if branch else None,
+            branch_name=branch.name if branch else None,
+            search_id=decision.query,
+            level=decision.urgency,
+            score=decision.score,
+            labels=list(decision.labels),
+            reasons=list(decision.reasons),
+            evidence=list(decision.evidence),
+            distance_km=decision.distance_km,
+        )
+        return NewAlert(message, receivers)
+
+    def process(
+        self, post: Post, fetched_by: str | None, active: Collection[str] | None
+    ) -> Decided:
+        decision = self.decide(post, fetched_by)
+        return Decided(post, decision.to_json(), self.alert_for(post, decision, active))

@@ -1,0 +1,374 @@
+"""The database: posts seen, decisions, alerts and their outbox, and per-source cursors.
+
+One transaction saves a batch: its new posts, their decisions, their alerts with one outbox row per
+receiver, and the source's new cursor. So a crash either keeps the whole batch (and the cursor
+moves on) or none of it (and the batch is fetched again); an alert is never half-written, and the
+unique `(post_id, org)` key means a post is alerted at most once per organisation even when a
+source returns it again.
+
+Delivery claims an outbox row with a conditional UPDATE (`status` and lease checked in the WHERE
+clause, row count must be 1), which is safe with several workers and on SQLite and PostgreSQL
+alike. A claim is a lease: if the process dies mid-send, the row becomes due again when the lease
+expires, so an alert is delivered at least once and a crash costs one duplicate at most.
+
+SQLite runs in WAL mode with `busy_timeout` and `foreign_keys` on every connection, and every
+transaction starts with `BEGIN IMMEDIATE`, so a read-then-write never fails on a lock upgrade.
+All times are timezone-aware UTC (sqlmodel stores and returns them so).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, UniqueConstraint, event, func, update
+from sqlmodel import Field, Session, SQLModel, create_engine, select
+
+from listener.alert import AlertMessage
+from listener.post import Post
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class PostRow(SQLModel, table=True):
+    __tablename__ = "posts"
+    id: str = Field(primary_key=True)
+    source: str
+    created_at: datetime
+    fetched_at: datetime
+    data: str
+
+
+class DecisionRow(SQLModel, table=True):
+    __tablename__ = "decisions"
+    id: int | None = Field(default=None, primary_key=True)
+    post_id: str = Field(foreign_key="posts.id", index=True)
+    org: str | None = None
+    branch: str | None = None
+    search: str | None = None
+    urgency: str
+    score: float
+    labels: str
+    evidence: str
+    distance_km: float | None = None
+    decided_at: datetime
+
+
+class AlertRow(SQLModel, table=True):
+    __tablename__ = "alerts"
+    __table_args__ = (UniqueConstraint("post_id", "org"),)
+    id: int | None = Field(default=None, primary_key=True)
+    post_id: str = Field(foreign_key="posts.id", index=True)
+    org: str
+    branch: str | None = None
+    search: str
+    level: str
+    score: float
+    created_at: datetime
+    message: str = ""
+
+
+class DeliveryRow(SQLModel, table=True):
+    __tablename__ = "outbox"
+    __table_args__ = (UniqueConstraint("alert_id", "receiver"),)
+    id: int | None = Field(default=None, primary_key=True)
+    alert_id: int = Field(foreign_key="alerts.id", index=True)
+    receiver: str
+    status: str = Field(default="pending", index=True)  # pending | sending | sent | failed
+    attempts: int = 0
+    next_attempt_at: datetime
+    lease_until: datetime | None = None
+    last_error: str | None = None
+    external_ref: str | None = None
+    created_at: datetime
+    sent_at: datetime | None = None
+
+
+class CursorRow(SQLModel, table=True):
+    __tablename__ = "cursors"
+    key: str = Field(primary_key=True)
+    value: str | None = None
+    updated_at: datetime
+    failures: int = 0
+    last_error: str | None = None
+    last_success_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewAlert:
+    """An alert to write with its decision: the message (alert_id filled in on insert) and where."""
+
+    message: AlertMessage
+    receivers: Sequence[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    post: Post
+    decision: dict[str, Any]  # the decision JSON (decision.schema.json)
+    alert: NewAlert | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SaveResult:
+    new_posts: int
+    alerts: int
+    deliveries: int
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    delivery_id: int
+    alert_id: int
+    receiver: str
+    attempts: int
+    message: str
+
+
+def make_engine(url: str) -> Engine:
+    """An engine; SQLite gets WAL, a busy timeout, foreign keys and BEGIN IMMEDIATE."""
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        SQLModel.metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- sources and posts ---------------------------------------------------------------------
+
+    def cursor(self, key: str) -> str | None:
+        with Session(self.engine) as session, session.begin():
+            row = session.get(CursorRow, key)
+            return row.value if row else None
+
+    def known_post_ids(self, ids: Iterable[str]) -> set[str]:
+        wanted = list(dict.fromkeys(ids))
+        found: set[str] = set()
+        with Session(self.engine) as session, session.begin():
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                found.update(session.exec(select(PostRow.id).where(PostRow.id.in_(chunk))))  # type: ignore[attr-defined]
+        return found
+
+    def save_batch(
+        self,
+        source_key: str,
+        cursor: str | None,
+        decided: Sequence[Decided],
+        now: datetime | None = None,
+    ) -> SaveResult:
+        """Save new posts, decisions, alerts, outbox rows and the cursor: all or nothing."""
+        now = now or utcnow()
+        new_posts = alerts = deliveries = 0
+        with Session(self.engine) as session, session.begin():
+            for item in decided:
+                if session.get(PostRow, item.post.id) is not None:
+                    continue
+                post = item.post
+                session.add(
+                    PostRow(
+                        id=post.id,
+                        source=post.source,
+                        created_at=post.created_at.astimezone(UTC),
+                        fetched_at=now,
+                        data=json.dumps(post.to_dict(), ensure_ascii=False),
+                    )
+                )
+                session.flush()  # rows that refer to the post come after it
+                d = item.decision
+                session.add(
+                    DecisionRow(
+                        post_id=post.id,
+                        org=d["org"],
+                        branch=d["branch"],
+                        search=d.get("query"),
+                        urgency=d["urgency"],
+                        score=d["score"],
+                        labels=json.dumps(d.get("labels", []), ensure_ascii=False),
+                        evidence=json.dumps(d.get("evidence", []), ensure_ascii=False),
+                        distance_km=d.get("distance_km"),
+                        decided_at=now,
+                    )
+                )
+                new_posts += 1
+                if item.alert is None:
+                    continue
+                message = item.alert.message
+                exists = session.exec(
+                    select(AlertRow.id).where(
+                        AlertRow.post_id == post.id, AlertRow.org == message.org_id
+                    )
+                ).first()
+                if exists is not None:
+                    continue
+                row = AlertRow(
+                    post_id=post.id,
+                    org=message.org_id,
+                    branch=message.branch_id,
+                    search=message.search_id,
+                    level=message.level,
+                    score=message.score,
+                    created_at=now,
+                )
+                session.add(row)
+                session.flush()
+                assert row.id is not None
+                row.message = replace(message, alert_id=row.id).to_json()
+                alerts += 1
+                for receiver in item.alert.receivers:
+                    session.add(
+                        DeliveryRow(
+                            alert_id=row.id,
+                            receiver=receiver,
+                            next_attempt_at=now,
+                            created_at=now,
+                        )
+                    )
+                    deliveries += 1
+            self._set_cursor(session, source_key, cursor, now)
+        return SaveResult(new_posts, alerts, deliveries)
+
+    def _set_cursor(self, session: Session, key: str, value: str | None, now: datetime) -> None:
+        row = session.get(CursorRow, key)
+        if row is None:
+            row = CursorRow(key=key, value=value, updated_at=now)
+        elif value is not None:
+            row.value = value
+        row.updated_at = now
+        row.failures = 0
+        row.last_error = None
+        row.last_success_at = now
+        session.add(row)
+
+    def record_source_failure(self, key: str, error: str, now: datetime | None = None) -> int:
+        """Count one more consecutive failure of a source; returns the count."""
+        now = now or utcnow()
+        with Session(self.engine) as session, session.begin():
+            row = session.get(CursorRow, key) or CursorRow(key=key, updated_at=now)
+            row.failures += 1
+            row.last_error = error[:1000]
+            row.updated_at = now
+            session.add(row)
+            return row.failures
+
+    def source_states(self) -> list[CursorRow]:
+        with Session(self.engine) as session, session.begin():
+            rows = list(session.exec(select(CursorRow).order_by(CursorRow.key)))
+            session.expunge_all()
+            return rows
+
+    # --- outbox --------------------------------------------------------------------------------
+
+    def due(self, now: datetime, limit: int = 100) -> list[DeliveryRow]:
+        """Outbox rows that may be claimed now, oldest first."""
+        with Session(self.engine) as session, session.begin():
+            rows = list(
+                session.exec(
+                    select(DeliveryRow)
+                    .where(_claimable(now))
+                    .order_by(DeliveryRow.id)  # type: ignore[arg-type]
+                    .limit(limit)
+                )
+            )
+            session.expunge_all()
+            return rows
+
+    def claim(self, delivery_id: int, now: datetime, lease: timedelta) -> Claimed | None:
+        """Take one outbox row for delivery, or None if another worker has it."""
+        with Session(self.engine) as session, session.begin():
+            result = session.exec(  # type: ignore[call-overload]
+                update(DeliveryRow)
+                .where(DeliveryRow.id == delivery_id, _claimable(now))  # type: ignore[arg-type]
+                .values(
+                    status="sending",
+                    lease_until=now + lease,
+                    attempts=DeliveryRow.attempts + 1,
+                )
+            )
+            if result.rowcount != 1:
+                return None
+            row = session.get(DeliveryRow, delivery_id)
+            assert row is not None
+            alert = session.get(AlertRow, row.alert_id)
+            assert alert is not None
+            return Claimed(row.id or 0, row.alert_id, row.receiver, row.attempts, alert.message)
+
+    def mark_sent(self, delivery_id: int, ref: str | None, now: datetime) -> None:
+        self._finish(delivery_id, status="sent", external_ref=ref, sent_at=now, lease_until=None)
+
+    def mark_retry(self, delivery_id: int, error: str, next_attempt_at: datetime) -> None:
+        self._finish(
+            delivery_id,
+            status="pending",
+            last_error=error[:1000],
+            next_attempt_at=next_attempt_at,
+            lease_until=None,
+        )
+
+    def mark_failed(self, delivery_id: int, error: str) -> None:
+        self._finish(delivery_id, status="failed", last_error=error[:1000], lease_until=None)
+
+    def _finish(self, delivery_id: int, **values: Any) -> None:
+        with Session(self.engine) as session, session.begin():
+            session.exec(  # type: ignore[call-overload]
+                update(DeliveryRow).where(DeliveryRow.id == delivery_id).values(**values)  # type: ignore[arg-type]
+            )
+
+    def next_due_at(self) -> datetime | None:
+        """When the earliest undelivered row becomes claimable (None when nothing is left)."""
+        with Session(self.engine) as session, session.begin():
+            pending = session.exec(
+                select(func.min(DeliveryRow.next_attempt_at)).where(DeliveryRow.status == "pending")
+            ).one()
+            leased = session.exec(
+                select(func.min(DeliveryRow.lease_until)).where(DeliveryRow.status == "sending")
+            ).one()
+        times = [t for t in (pending, leased) if t is not None]
+        return min(times) if times else None
+
+    def outbox_counts(self) -> dict[str, int]:
+        with Session(self.engine) as session, session.begin():
+            rows = session.exec(
+                select(DeliveryRow.status, func.count()).group_by(DeliveryRow.status)
+            ).all()
+        return {status: count for status, count in rows}
+
+    def deliveries(self) -> list[DeliveryRow]:
+        with Session(self.engine) as session, session.begin():
+            rows = list(session.exec(select(DeliveryRow).order_by(DeliveryRow.id)))  # type: ignore[arg-type]
+            session.expunge_all()
+            return rows
+
+
+def _claimable(now: datetime) -> Any:
+    pending = (DeliveryRow.status == "pending") & (DeliveryRow.next_attempt_at <= now)
+    expired = (DeliveryRow.status == "sending") & (DeliveryRow.lease_until < now)  # type: ignore[operator]
+    return pending | expired

@@ -1,0 +1,236 @@
+"""End to end: a replay file → `listener run` → a local Slack-wire server and an SMTP server.
+
+The daemon runs as a real process with the example `queries/` and `alerts/` from the repo; only
+`config.toml` is written here, pointing Slack at `SlackWireServer` and email at `SmtpSink`. The
+expected organisation and branch of every post are in `tests/data/e2e-truth.jsonl`, labelled by
+hand from the post texts, not from listener's output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.support.configs import ROOT
+from tests.support.slackwire import SlackWireServer
+from tests.support.smtp import SmtpSink
+
+DATA = Path(__file__).parent / "data"
+TOKEN = "xoxb-e2e-test-token"
+ALERTED = {
+    t["id"]: (t["org"], t["branch"])
+    for t in map(json.loads, (DATA / "e2e-truth.jsonl").read_text().splitlines())
+    if t["org"]
+}
+
+
+def write_config(
+    folder: Path, slack: SlackWireServer, smtp: SmtpSink, *, lease: str = "60s"
+) -> Path:
+    shutil.copytree(ROOT / "queries", folder / "queries")
+    shutil.copytree(ROOT / "alerts", folder / "alerts")
+    shutil.copy(DATA / "e2e-posts.jsonl", folder / "posts.jsonl")
+    config = folder / "config.toml"
+    config.write_text(
+        f"""
+database = "sqlite:///listener.db"
+
+[sources.replay]
+path = "posts.jsonl"
+interval = "1s"
+
+[slack]
+token_env = "E2E_SLACK_TOKEN"
+base_url = "{slack.base_url}"
+timeout = "5s"
+
+[email]
+host = "127.0.0.1"
+port = {smtp.port}
+security = "none"
+sender = "listener <listener@example.org>"
+
+[outbox]
+lease = "{lease}"
+every = "0.2s"
+drain_timeout = "20s"
+[outbox.backoff]
+initial = "0.2s"
+max = "1s"
+""",
+        encoding="utf-8",
+    )
+    return config
+
+
+def environment() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LISTENER_", "SLACK_"))}
+    env["E2E_SLACK_TOKEN"] = TOKEN
+    return env
+
+
+def listener(*args: str) -> list[str]:
+    return [sys.executable, "-m", "listener", *args]
+
+
+def run_once(config: Path) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        listener("run", "--once", "--config", str(config)),
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def post_in_mail(mail) -> str:
+    """The post an e-mail is about, found by the `e2e-NN` token that ends each test post's URL."""
+    body = mail.message.get_body(("plain",)).get_content()
+    [token] = set(re.findall(r"e2e-\d\d", body))
+    [post] = [post for post in ALERTED if post.endswith(token)]
+    return post
+
+
+def alerts_in(db: Path) -> dict[int, tuple[str, str, str | None, str]]:
+    """alert id → (post id, org, branch, level), read straight from the database."""
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT id, post_id, org, branch, level FROM alerts").fetchall()
+    return {row[0]: (row[1], row[2], row[3], row[4]) for row in rows}
+
+
+@pytest.fixture
+def servers():
+    with SlackWireServer(require_token=TOKEN) as slack, SmtpSink() as smtp:
+        yield slack, smtp
+
+
+def test_a_replay_file_becomes_exactly_the_expected_alerts_once(tmp_path: Path, servers) -> None:
+    slack, smtp = servers
+    config = write_config(tmp_path, slack, smtp)
+    done = run_once(config)
+
+    alerts = alerts_in(tmp_path / "listener.db")
+    decided = {post: (org, branch) for post, org, branch, _ in alerts.values()}
+    assert decided == ALERTED
+
+    # Every alert reached Slack exactly once, in the configured channel, with its alert id.
+    messages = slack.messages
+    assert sorted(m.metadata["event_payload"]["alert_id"] for m in messages) == sorted(alerts)
+    assert {m.channel for m in messages} == {"#webcare"}
+    assert {m.token for m in messages} == {TOKEN}
+
+    # The high and critical ones were e-mailed as well (the example routes), to the team only.
+    urgent = {aid for aid, (*_, level) in alerts.items() if level in ("high", "critical")}
+    assert urgent, "the replay file has complaints and a safety post: some alerts must be urgent"
+    mails = smtp.messages
+    assert len(mails) == len(urgent)
+    assert all(m.rcpt_tos == ["webcare@example.org"] for m in mails)
+    assert Counter(alerts[aid][0] for aid in urgent) == Counter(post_in_mail(m) for m in mails)
+
+    # The safety post (someone threatened, police on site) is the most urgent one.
+    [safety] = [aid for aid, (post, *_) in alerts.items() if post == "bluesky:e2e-14"]
+    assert alerts[safety][3] == "critical"
+
+    # Bad lines were skipped with their line number, and the run carried on.
+    assert "posts.jsonl:13" in done.stderr and "posts.jsonl:24" in done.stderr
+
+    # A second run over the same file sends nothing new.
+    run_once(config)
+    assert len(slack.messages) == len(messages)
+    assert len(smtp.messages) == len(mails)
+
+
+def test_post_text_stays_inert_in_slack_and_email(tmp_path: Path, servers) -> None:
+    slack, smtp = servers
+    run_once(write_config(tmp_path, slack, smtp))
+    alerts = alerts_in(tmp_path / "listener.db")
+    [evil] = [aid for aid, (post, *_) in alerts.items() if post == "bluesky:e2e-33"]
+    [message] = [m for m in slack.messages if m.metadata["event_payload"]["alert_id"] == evil]
+
+    assert "<!channel>" not in message.text and "&lt;!channel&gt;" in message.text
+    assert "<https://evil.example|" not in message.text
+    assert "@here" not in message.text.replace("@\u200bhere", "")
+    for block in message.blocks:
+        dumped = json.dumps(block)
+        if "Bcc" in dumped or "channel" in dumped:
+            # untrusted text only ever sits in plain_text, or escaped in mrkdwn
+            assert "<!channel>" not in dumped or '"type": "plain_text"' in dumped
+
+    [mail] = [m for m in smtp.messages if post_in_mail(m) == "bluesky:e2e-33"]
+    assert mail.rcpt_tos == ["webcare@example.org"]
+    assert mail.message["Bcc"] is None
+    assert "evil.example" not in str(mail.message["To"]) + str(mail.message["Cc"])
+    html = mail.message.get_body(("html",)).get_content()
+    assert "<https://evil.example|klik hier>" not in html
+    assert "&lt;https://evil.example|klik hier&gt;" in html
+
+
+def test_a_delivery_killed_midway_loses_no_alert(tmp_path: Path, servers) -> None:
+    slack, smtp = servers
+    slack.delay = 0.25
+    config = write_config(tmp_path, slack, smtp, lease="2s")
+    process = subprocess.Popen(
+        listener("run", "--once", "--config", str(config)),
+        env=environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    slack.wait_for(5, timeout=60)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=10)
+    delivered_before = len(slack.messages)
+    assert delivered_before < len(ALERTED), "killed too late to prove anything"
+
+    slack.delay = 0
+    run_once(config)
+    alerts = alerts_in(tmp_path / "listener.db")
+    received = Counter(m.metadata["event_payload"]["alert_id"] for m in slack.messages)
+    assert set(received) == set(alerts), "an alert was lost"
+    duplicates = {aid: n for aid, n in received.items() if n > 1}
+    print(f"killed after {delivered_before} Slack messages; duplicates after restart: {duplicates}")
+    assert sum(n - 1 for n in duplicates.values()) <= 1  # at most the one in flight
+
+
+def test_sigterm_stops_the_daemon_cleanly_and_the_outbox_keeps_the_rest(
+    tmp_path: Path, servers
+) -> None:
+    slack, smtp = servers
+    slack.delay = 0.3
+    config = write_config(tmp_path, slack, smtp)
+    process = subprocess.Popen(
+        listener("run", "--config", str(config)),
+        env=environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    slack.wait_for(2, timeout=60)
+    process.send_signal(signal.SIGTERM)
+    started = time.monotonic()
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    assert time.monotonic() - started < 20
+    assert "stopping" in stderr
+
+    with sqlite3.connect(tmp_path / "listener.db") as conn:
+        statuses = dict(conn.execute("SELECT status, count(*) FROM outbox GROUP BY status"))
+        alerts = conn.execute("SELECT count(*) FROM alerts").fetchone()[0]
+    assert alerts == len(ALERTED)
+    assert statuses.get("pending", 0) > 0, "stopped before everything was sent: rows stay pending"
+    assert statuses.get("sending", 0) == 0
+    assert statuses.get("sent", 0) >= 2

@@ -1,0 +1,114 @@
+"""Match: names, aliases, handles and terms, folded and fuzzy; exclusions and other senses."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from listener.config.model import Organisation, Search
+from listener.match import SearchMatcher, Text, handle_word
+from listener.post import Author, Post
+
+ORG = Organisation(
+    id="eemland",
+    name="Bibliotheek Eemland",
+    aliases=["Bieb Eemland"],
+    handles=["@bibliotheekeemland", "eemlandbieb.bsky.social"],
+)
+BRAND = Search(id="brand", org="eemland", kind="brand", exclude=["vacature"])
+LOCAL = Search(id="local", kind="local", terms=["de bieb", "bibliotheek"])
+
+
+def post(
+    text: str, *, handle: str | None = None, source: str = "bluesky", lang: str | None = None
+) -> Post:
+    return Post(
+        id="p",
+        source=source,
+        text=text,
+        created_at=datetime(2026, 11, 20, tzinfo=UTC),
+        lang=lang,
+        author=Author(handle=handle),
+    )
+
+
+def match(search: Search, text: str, **kwargs: str) -> tuple[bool, list[str], list[str]]:
+    matcher = SearchMatcher(search, ORG if search.org else None)
+    result = matcher.match(post(text, **kwargs), Text.of(text))
+    return result.matched, result.evidence, result.near_misses
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Vandaag naar Bibliotheek Eemland geweest",
+        "VANDAAG NAAR BIBLIOTHEEK EEMLAND",
+        "naar de bibliothéék-Eemland!",
+        "dank @BibliotheekEemland voor de hulp",
+        "#BibliotheekEemland is top",
+        "Bieb Eemland heeft nieuwe boeken",
+        "zie eemlandbieb.bsky.social",
+    ],
+)
+def test_a_brand_search_finds_names_aliases_and_handles_however_written(text: str) -> None:
+    matched, evidence, _ = match(BRAND, text)
+    assert matched, evidence
+    assert "exact" in evidence[0]
+
+
+def test_a_misspelt_name_matches_fuzzily_with_its_score() -> None:
+    matched, evidence, _ = match(BRAND, "Bibliotheek Eemlnd is dicht")
+    assert matched
+    assert "'bibliotheek eemlnd' → name 'Bibliotheek Eemland' (fuzzy" in evidence[0]
+
+
+def test_a_word_too_far_from_the_name_is_a_near_miss_not_a_match() -> None:
+    matched, _, near = match(BRAND, "Bibliotheek Emmeloord is dicht")
+    assert not matched
+    assert near and "needs 88" in near[0]
+
+
+def test_short_terms_match_only_exactly() -> None:
+    search = Search(id="s", kind="local", terms=["bieb"])
+    assert match(search, "de bieb is dicht")[0]
+    assert not match(search, "de biebel is dicht")[0]
+    assert not match(search, "bieber fever")[0]
+
+
+def test_an_exclusion_rejects_the_post_and_says_why() -> None:
+    matched, evidence, _ = match(BRAND, "Vacature bij Bibliotheek Eemland")
+    assert not matched
+    assert evidence[-1] == "search brand: rejected, excluded by 'vacature'"
+
+
+@pytest.mark.parametrize(
+    ("text", "cue"),
+    [
+        ("mijn Steam-bibliotheek is leeg", "steam"),
+        ("welke Python bibliotheek gebruik je", "python"),
+        ("mijn Spotify bibliotheek is weg", "spotify"),
+    ],
+)
+def test_a_local_search_rejects_other_senses_of_the_word(text: str, cue: str) -> None:
+    matched, evidence, _ = match(LOCAL, text)
+    assert not matched
+    assert evidence[-1] == f"search local: rejected, another sense of the word ('{cue}')"
+
+
+def test_brand_matches_are_not_affected_by_sense_cues() -> None:
+    assert match(BRAND, "Bibliotheek Eemland start een gaming-avond met Steam")[0]
+
+
+def test_source_and_language_filters_apply() -> None:
+    search = Search(id="s", kind="local", terms=["de bieb"], sources=["mastodon"], languages=["nl"])
+    matcher = SearchMatcher(search, None)
+    assert matcher.applies_to(post("x", source="mastodon", lang="nl-NL"))
+    assert matcher.applies_to(post("x", source="mastodon", lang=None))
+    assert not matcher.applies_to(post("x", source="bluesky", lang="nl"))
+    assert matcher.applies_to(post("x", source="bluesky", lang="nl"), fetched_by="mastodon")
+    assert not matcher.applies_to(post("x", source="mastodon", lang="en"))
+
+
+def test_handle_word_folds_every_handle_form() -> None:
+    assert handle_word("@BiebEemland") == handle_word("biebeemland.bsky.social") == "biebeemland"

@@ -1,0 +1,406 @@
+"""EmailNotifier against a local aiosmtpd sink: templates, header injection, SMTP classification.
+
+Most tests use security="none". The TLS tests (STARTTLS with login, implicit TLS, an untrusted
+certificate) make a throwaway self-signed certificate with the `openssl` command and are skipped
+when it is missing (the `cryptography` package is not installed in this venv).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import socket
+import ssl
+import subprocess
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from listener.alert import AlertMessage
+from listener.config.model import EmailSettings, MainFile, Receiver
+from listener.notify import NotifierUnavailable, TransportError, build_notifier
+from listener.notify.email import EmailNotifier
+from listener.post import Author, Post
+from tests.support.smtp import SmtpSink
+
+TEMPLATES = Path(__file__).resolve().parents[1] / "alerts" / "templates"
+PASSWORD = "hunter2-correct-horse-battery"
+TO = ["webcare@bieb.test"]
+INJECTION = "oeps\r\nBcc: victim@example.org\r\nX-Evil: 1"
+
+
+def make_alert(
+    text: str = "De bieb in Vathorst is alweer dicht?!\nWat is hier aan de hand?",
+    evidence: list[str] | None = None,
+    **author: Any,
+) -> AlertMessage:
+    post = Post(
+        id="p1",
+        source="mastodon",
+        text=text,
+        created_at=datetime(2024, 5, 1, 12, 3, tzinfo=UTC),
+        url="https://social.example/@jan/1",
+        author=Author(
+            **{"handle": "jan", "name": "Jan Jansen", "location": "Amersfoort", "followers": 1234}
+            | author
+        ),
+    )
+    return AlertMessage(
+        alert_id=42,
+        post=post,
+        org_id="eemland",
+        org_name="Bibliotheek Eemland",
+        branch_id="vathorst",
+        branch_name="Vathorst",
+        search_id="eemland-brand",
+        level="critical",
+        score=0.91,
+        labels=["closure"],
+        reasons=["closure complaint"],
+        evidence=evidence if evidence is not None else ["'de bieb' + 'Vathorst' (3.1 km)"],
+        distance_km=3.1,
+    )
+
+
+def settings(port: int, **overrides: Any) -> EmailSettings:
+    values: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": port,
+        "security": "none",
+        "sender": "Listener <listener@bieb.test>",
+        "timeout": "5s",
+    }
+    return EmailSettings(**(values | overrides))
+
+
+def notifier_for(port: int, to: list[str] = TO, **overrides: Any) -> EmailNotifier:
+    password = overrides.pop("password", None)
+    ssl_context = overrides.pop("ssl_context", None)
+    return EmailNotifier(
+        settings(port, **overrides), password, to, TEMPLATES, ssl_context=ssl_context
+    )
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def header_lines(raw: bytes) -> list[bytes]:
+    return raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpSink]:
+    with SmtpSink() as sink:
+        yield sink
+
+
+# --- delivery ----------------------------------------------------------------------------------
+
+
+def test_a_normal_alert_arrives_with_text_and_html_parts(smtp: SmtpSink) -> None:
+    reference = notifier_for(smtp.port).send(make_alert())
+
+    [mail] = smtp.wait_for(1)
+    message = mail.message
+    assert mail.mail_from == "listener@bieb.test"
+    assert mail.rcpt_tos == TO
+    assert reference == message["Message-ID"]
+    assert message["From"] == "Listener <listener@bieb.test>"
+    assert message["To"] == "webcare@bieb.test"
+    assert message["Subject"].startswith("[CRITICAL] Bibliotheek Eemland / Vathorst: De bieb")
+    assert message["Date"] and message["Auto-Submitted"] == "auto-generated"
+    assert message.get_content_type() == "multipart/alternative"
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    for body in (text, html):
+        for fact in [
+            "CRITICAL" if body is text else "critical",
+            "Bibliotheek Eemland / Vathorst",
+            "De bieb in Vathorst is alweer dicht?!",
+            "Jan Jansen",
+            "@jan",
+            "1,234",
+            "Amersfoort",
+            "mastodon",
+            "01-05-2024 14:03 CEST",
+            "https://social.example/@jan/1",
+            "&#39;de bieb&#39; + &#39;Vathorst&#39;" if body is html else "'de bieb' + 'Vathorst'",
+            "closure complaint",
+            "3.1 km",
+        ]:
+            assert fact in body, (fact, body)
+    assert "Wat is hier aan de hand?<br>" not in html  # the line break comes before it
+    assert "dicht?!<br>" in html
+
+
+def test_html_escapes_markup_from_the_post_and_author(smtp: SmtpSink) -> None:
+    script = "<script>alert(1)</script>"
+    alert = make_alert(text=script, name=script, location=script, evidence=[script])
+
+    notifier_for(smtp.port).send(alert)
+
+    [mail] = smtp.wait_for(1)
+    html = mail.message.get_body(("html",)).get_content()
+    assert "<script>" not in html
+    assert html.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 4
+
+
+def test_a_crlf_in_post_text_or_author_adds_no_header_and_no_recipient(smtp: SmtpSink) -> None:
+    alert = make_alert(text=INJECTION, name=INJECTION, location=INJECTION)
+
+    notifier_for(smtp.port).send(alert)
+
+    [mail] = smtp.wait_for(1)
+    assert mail.rcpt_tos == TO
+    assert "Bcc" not in mail.message and "X-Evil" not in mail.message
+    assert not [line for line in header_lines(mail.raw) if line.lower().startswith(b"bcc")]
+    assert "\n" not in mail.message["Subject"] and "\r" not in mail.message["Subject"]
+    assert "oeps Bcc: victim@example.org X-Evil: 1" in mail.message["Subject"]
+
+
+def test_the_subject_is_one_line_of_at_most_200_characters(smtp: SmtpSink) -> None:
+    notifier = notifier_for(smtp.port)
+    notifier._subject = notifier._text.environment.from_string("{{ post.text }}")
+
+    notifier.send(make_alert(text="woord\u2028\t\x0bwoord\r\n" * 100))
+
+    [mail] = smtp.wait_for(1)
+    subject = mail.message["Subject"]
+    assert len(subject) == 200 and subject.endswith("…")
+    assert subject.startswith("woord woord woord")
+
+
+def test_one_refused_recipient_does_not_stop_the_others(
+    smtp: SmtpSink, caplog: pytest.LogCaptureFixture
+) -> None:
+    smtp.refuse_rcpt("gone@bieb.test", "550 5.1.1 unknown user")
+    notifier = notifier_for(smtp.port, to=["webcare@bieb.test", "gone@bieb.test"])
+
+    reference = notifier.send(make_alert())  # no raise: a retry would mail webcare@ twice
+
+    [mail] = smtp.wait_for(1)
+    assert mail.rcpt_tos == ["webcare@bieb.test"]
+    assert mail.message["To"] == "webcare@bieb.test, gone@bieb.test"
+    assert (
+        reference
+        == f"{mail.message['Message-ID']} (refused: gone@bieb.test 550 5.1.1 unknown user)"
+    )
+    assert "gone@bieb.test" in caplog.text
+    assert caplog.records[-1].levelno == logging.WARNING
+
+
+# --- failures ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("script", "permanent", "reason"),
+    [
+        (("reply_next", "451 4.3.0 try later"), False, "DATA: 451 4.3.0 try later"),
+        (("reply_next", "452 4.3.1 out of storage"), False, "DATA: 452 4.3.1 out of storage"),
+        (("reply_next", "550 5.7.1 no"), True, "DATA: 550 5.7.1 no"),
+        (("reply_next", "554 5.6.0 bad content"), True, "DATA: 554 5.6.0 bad content"),
+        (("refuse_rcpt", "550 5.1.1 unknown"), True, "all recipients refused"),
+        (("refuse_rcpt", "450 4.2.1 mailbox busy"), False, "450 4.2.1 mailbox busy"),
+        (("hang_up_next", None), False, "disconnected"),
+    ],
+)
+def test_each_smtp_failure_is_classified_transient_or_permanent(
+    smtp: SmtpSink, script: tuple[str, str | None], permanent: bool, reason: str
+) -> None:
+    action, reply = script
+    if action == "reply_next":
+        smtp.reply_next(1, reply or "")
+    elif action == "refuse_rcpt":
+        smtp.refuse_rcpt(TO[0], reply or "")
+    else:
+        smtp.hang_up_next(1)
+
+    with pytest.raises(TransportError) as caught:
+        notifier_for(smtp.port).send(make_alert())
+
+    assert caught.value.permanent is permanent
+    assert reason in caught.value.message
+    assert f"127.0.0.1:{smtp.port}" in caught.value.message
+    assert smtp.messages == []
+
+
+def test_it_delivers_after_a_451(smtp: SmtpSink) -> None:
+    notifier = notifier_for(smtp.port)
+    smtp.reply_next(1, "451 4.3.0 try later")
+
+    with pytest.raises(TransportError):
+        notifier.send(make_alert())
+    notifier.send(make_alert())
+
+    assert len(smtp.wait_for(1)) == 1
+
+
+def test_a_server_that_is_down_is_transient() -> None:
+    with pytest.raises(TransportError, match="refused") as caught:
+        notifier_for(closed_port()).send(make_alert())
+
+    assert caught.value.permanent is False
+
+
+def test_a_broken_template_is_transient_and_says_so(smtp: SmtpSink, tmp_path: Path) -> None:
+    for template in TEMPLATES.iterdir():
+        shutil.copy(template, tmp_path / template.name)
+    (tmp_path / "email.txt.j2").write_text("{{ alert.no_such_field }}\n")
+    notifier = EmailNotifier(settings(smtp.port), None, TO, tmp_path)
+
+    with pytest.raises(TransportError, match="template") as caught:
+        notifier.send(make_alert())
+
+    assert caught.value.permanent is False
+
+
+# --- secrets -----------------------------------------------------------------------------------
+
+
+def test_the_password_never_appears_in_repr_or_errors(smtp: SmtpSink) -> None:
+    notifier = notifier_for(smtp.port, username="webcare", password=PASSWORD)
+    assert PASSWORD not in repr(notifier) and PASSWORD not in str(notifier)
+    assert "password='***'" in repr(notifier)
+
+    with pytest.raises(TransportError) as caught:  # the sink offers no AUTH without TLS
+        notifier.send(make_alert())
+
+    assert caught.value.permanent is True
+    assert "AUTH" in caught.value.message
+    assert PASSWORD not in str(caught.value) and PASSWORD not in repr(caught.value)
+
+
+# --- TLS (needs the openssl command) -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("the openssl command is needed to make a throwaway certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def server_context(certificate: tuple[Path, Path]) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*certificate)
+    return context
+
+
+def client_context(certificate: tuple[Path, Path]) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(certificate[0]))
+
+
+def test_starttls_with_login_delivers(certificate: tuple[Path, Path]) -> None:
+    with SmtpSink(
+        tls_context=server_context(certificate), credentials={"webcare": PASSWORD}
+    ) as sink:
+        notifier = notifier_for(
+            sink.port,
+            security="starttls",
+            username="webcare",
+            password=PASSWORD,
+            ssl_context=client_context(certificate),
+        )
+
+        notifier.send(make_alert())
+
+        [mail] = sink.wait_for(1)
+        assert mail.login == "webcare"
+
+
+def test_a_wrong_password_is_permanent_and_not_repeated(certificate: tuple[Path, Path]) -> None:
+    with SmtpSink(
+        tls_context=server_context(certificate), credentials={"webcare": "other"}
+    ) as sink:
+        notifier = notifier_for(
+            sink.port,
+            security="starttls",
+            username="webcare",
+            password=PASSWORD,
+            ssl_context=client_context(certificate),
+        )
+
+        with pytest.raises(TransportError, match="AUTH: 535") as caught:
+            notifier.send(make_alert())
+
+    assert caught.value.permanent is True
+    assert PASSWORD not in str(caught.value)
+
+
+def test_implicit_tls_delivers(certificate: tuple[Path, Path]) -> None:
+    with SmtpSink(ssl_context=server_context(certificate)) as sink:
+        notifier = notifier_for(sink.port, security="ssl", ssl_context=client_context(certificate))
+
+        notifier.send(make_alert())
+
+        assert len(sink.wait_for(1)) == 1
+
+
+def test_an_untrusted_certificate_is_permanent(certificate: tuple[Path, Path]) -> None:
+    with SmtpSink(tls_context=server_context(certificate)) as sink:
+        notifier = notifier_for(sink.port, security="starttls")  # system CAs only
+
+        with pytest.raises(TransportError, match="certificate") as caught:
+            notifier.send(make_alert())
+
+    assert caught.value.permanent is True
+
+
+# --- build_notifier ----------------------------------------------------------------------------
+
+
+RECEIVER = Receiver(id="team", type="email", to=TO)
+WITH_LOGIN = MainFile(email=settings(25, username="webcare"))
+
+
+@pytest.mark.parametrize(
+    ("main", "env", "expected"),
+    [
+        (MainFile(), {}, "email receiver 'team' inactive: config.toml has no [email] section"),
+        (WITH_LOGIN, {}, "environment variable SMTP_PASSWORD is not set"),
+        (WITH_LOGIN, {"SMTP_PASSWORD": ""}, "environment variable SMTP_PASSWORD is empty"),
+        (
+            MainFile(email=settings(25, username="webcare", password_env="EEMLAND_SMTP")),
+            {"SMTP_PASSWORD": PASSWORD},
+            "environment variable EEMLAND_SMTP is not set",
+        ),
+    ],
+)
+def test_build_notifier_says_which_setting_or_variable_is_missing(
+    main: MainFile, env: dict[str, str], expected: str
+) -> None:
+    with pytest.raises(NotifierUnavailable) as caught:
+        build_notifier(RECEIVER, main, TEMPLATES, env=env)
+
+    assert expected in str(caught.value)
+
+
+def test_build_notifier_names_a_missing_template(tmp_path: Path) -> None:
+    with pytest.raises(NotifierUnavailable, match=r"email_subject\.txt\.j2"):
+        build_notifier(RECEIVER, MainFile(email=settings(25)), tmp_path, env={})
+
+
+def test_build_notifier_gives_a_working_email_notifier(smtp: SmtpSink) -> None:
+    main = MainFile(email=settings(smtp.port, username="webcare"))
+
+    notifier = build_notifier(RECEIVER, main, TEMPLATES, env={"SMTP_PASSWORD": PASSWORD})
+
+    assert isinstance(notifier, EmailNotifier)
+    assert notifier.to == TO
+    assert PASSWORD not in repr(notifier)
