@@ -30,6 +30,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 out = Console(highlight=False, soft_wrap=True)
+alerts_out = Console(highlight=False, emoji=False)  # alerts wrap inside their panels
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 ConfigOption = Annotated[
@@ -86,7 +87,7 @@ def run(
 
     cfg = _load(config)
     _setup_logging(cfg.main.log_level)
-    daemon = Daemon.from_config(cfg, console=out)
+    daemon = Daemon.from_config(cfg, console=alerts_out)
 
     def _stop(signum: int, _frame: object) -> None:
         logging.getLogger("listener").info("signal %s: stopping", signal.Signals(signum).name)

@@ -124,7 +124,7 @@ class Daemon:
                 batch = source.fetch(self.store.cursor(source.key))
             except SourceError as exc:
                 result.error = str(exc)
-                self._back_off(source, str(exc), getattr(exc, "retry_after", None))
+                self._back_off(source, str(exc), exc.retry_after, permanent=not exc.transient)
                 return result
             except Exception as exc:  # a bug in one source must not stop the daemon
                 log.exception("source %s crashed", source.key)
@@ -156,14 +156,21 @@ class Daemon:
         )
         return result
 
-    def _back_off(self, source: Source, error: str, retry_after: float | None) -> None:
+    def _back_off(
+        self, source: Source, error: str, retry_after: float | None, *, permanent: bool = False
+    ) -> None:
+        """Wait before the next poll: doubling per failure, or the server's Retry-After, or the
+        maximum when the error will not go away by itself (a feed URL that answers 404)."""
         failures = self.store.record_source_failure(source.key, error, self.clock())
         settings = self.config.main.source_backoff
-        wait = min(settings.initial * (2 ** (failures - 1)), settings.max)
+        wait = (
+            settings.max if permanent else min(settings.initial * 2 ** (failures - 1), settings.max)
+        )
         if retry_after:
             wait = max(wait, timedelta(seconds=retry_after))
         self._not_before[source.key] = self.clock() + wait
-        log.warning(
+        log.log(
+            logging.ERROR if permanent else logging.WARNING,
             "source %s failed (%d in a row), next try in %.0fs: %s",
             source.key,
             failures,

@@ -179,7 +179,11 @@ class SearchMatcher:
         return None
 
     def _find(self, term: Term, text: Text) -> tuple[str, float] | None:
-        """The words in the text closest to the term, and their score (100 = exact)."""
+        """The words in the text closest to the term, and their score (100 = exact).
+
+        A multi-word term is scored word by word and takes its weakest word, so a shared
+        generic word ('bibliotheek') cannot carry a different name ('Eemnes' for 'Eemland').
+        """
         if text.has(term.folded):
             return term.folded, 100.0
         joined = term.folded.replace(" ", "")
@@ -188,14 +192,26 @@ class SearchMatcher:
         if len(joined) <= SHORT_TERM or not text.words:
             return None
         best: tuple[str, float] | None = None
-        size = term.words
-        candidates = [" ".join(text.words[i : i + size]) for i in range(len(text.words) - size + 1)]
-        if size > 1:
-            candidates += text.words  # a multi-word term written as one word
-        for candidate in candidates:
-            score = fuzz.ratio(term.folded, candidate)
-            if size > 1 and " " not in candidate:
-                score = max(score, fuzz.ratio(joined, candidate))
+        parts = term.folded.split()
+        size = len(parts)
+        for i in range(len(text.words) - size + 1):
+            window = text.words[i : i + size]
+            score = min(_word_score(a, b) for a, b in zip(parts, window, strict=True))
             if best is None or score > best[1]:
-                best = (candidate, score)
+                best = (" ".join(window), score)
+        if size > 1:  # the term written as one word: '#BibliotheekEemlnd'
+            for word in text.words:
+                if len(word) >= 0.9 * len(joined):
+                    score = fuzz.ratio(joined, word)
+                    if best is None or score > best[1]:
+                        best = (word, score)
         return best
+
+
+def _word_score(expected: str, written: str) -> float:
+    """100 for the same word; short words must be the same; longer ones are compared fuzzily."""
+    if expected == written:
+        return 100.0
+    if len(expected) <= SHORT_TERM:
+        return 0.0
+    return fuzz.ratio(expected, written)

@@ -63,8 +63,11 @@ def test_it_prints_one_panel_with_every_fact_of_the_alert() -> None:
         "1,234 followers",
         "Amersfoort",
         "https://social.example/@jan/1",
-        "Why it matched: 'de bieb' + 'Vathorst' (3.1 km)",
-        "Urgency: closure complaint; author has 1,234 followers",
+        "Why it matched:",
+        "  • 'de bieb' + 'Vathorst' (3.1 km)",
+        "Urgency:",
+        "  • closure complaint",
+        "  • author has 1,234 followers",
         "mastodon · 2024-05-01 14:03 CEST",  # shown in Europe/Amsterdam
     ]:
         assert fact in out
@@ -101,3 +104,10 @@ def test_an_unknown_receiver_type_is_a_value_error() -> None:
 
     with pytest.raises(ValueError, match="unknown type 'pager'"):
         build_notifier(receiver, MainFile(), Path("alerts/templates"), env={})
+
+
+def test_a_handle_that_already_starts_with_at_is_shown_with_one() -> None:
+    console, buffer = console_and_buffer()
+    ConsoleNotifier(console).send(make_alert(handle="@joost@mastodon.nl"))
+    assert "(@joost@mastodon.nl)" in buffer.getvalue()
+    assert "@@" not in buffer.getvalue()

@@ -14,19 +14,20 @@ How a name is found:
 * Some names need support from the context. A name of 3 letters or fewer, or one that is also a
   common Dutch or English word (`COMMON_WORDS`: 'best', 'made', 'echt', 'heel', 'leest', ...),
   counts only when it is capitalised but not at the start of a sentence, or when it follows a
-  place preposition or library word (`CUE_WORDS`: 'in', 'uit', 'te', 'bij', 'naar', 'van',
-  'bieb', 'bibliotheek', 'filiaal', ...). A name carried only by minor places (no administrative
-  role and fewer than 1,000 known inhabitants: hamlets, districts, and the many villages whose
-  population GeoNames lacks) needs a capital anywhere or such a word before it. After an article
-  ('in de hoek') only a capital counts, on the word after the article ('De Hoek').
+  place preposition (`PLACE_PREPOSITIONS`: 'in', 'uit', 'te', 'bij', 'naar', 'van', ...) or, if
+  it is not a common word, a library word ('bieb', 'bibliotheek', 'filiaal'). A name carried only
+  by minor places (no administrative role and fewer than 1,000 known inhabitants: hamlets,
+  districts, and the many villages whose population GeoNames lacks) needs a capital anywhere or
+  such a word before it. After an article ('in de hoek') only a capital counts ('De Hoek'), and a
+  capital followed by another capital is taken for a person ('Mark Rutte').
 * Names of countries, provinces and regions ('Holland', 'Zeeland', 'Engeland', 'Veluwe') are no
   places unless a town or municipality carries them (Utrecht, Groningen).
 * Words inside a URL, an e-mail address or an @handle are never part of a name.
 * A single word of 6 letters or more that names no place may be a misspelling: it is compared with
-  rapidfuzz against the notable place names (needing no support, 6 letters or more) that start
-  with the same
-  letter and are at most 2 letters longer or shorter; a score of 88 or more is a match. In running
-  text this needs the same context as a weak name, and a common word is never fuzzy-matched.
+  rapidfuzz against the notable place names (those needing no support, 6 letters or more) that
+  start with the same letter and are at most 2 letters longer or shorter; a score of 88 or more
+  is a match. In running text the word must be capitalised (not opening a sentence) or follow a
+  place preposition or library word, and a common word is never fuzzy-matched.
 * When several places share a name, a qualifier right after it decides ('Hengelo (Gld)',
   'Bergen NH', 'Utrecht, NL'); otherwise the reading is: Dutch before Belgian, main name before
   alternate name, then feature rank (PPLC > PPLA > PPLA2 > ADM2 > PPL > PPLX), then population.
@@ -82,7 +83,9 @@ FEATURE_RANK = {
     "PPLX": 6,
 }
 
-CUE_WORDS = _wordset("in uit te bij naar van vanuit nabij bieb bibliotheek filiaal from near")
+PLACE_PREPOSITIONS = _wordset("in uit te bij naar van vanuit nabij from near")
+LIBRARY_WORDS = _wordset("bieb bibliotheek filiaal vestiging")
+CUE_WORDS = PLACE_PREPOSITIONS | LIBRARY_WORDS
 # 'te worden', 'van gisteren': too weak to support a misspelt name.
 FUZZY_CUE_WORDS = CUE_WORDS - {"te", "van"}
 # 'in de hoek' is no place 'De Hoek': after an article only a capital supports a name.
@@ -364,6 +367,7 @@ class Gazetteer:
             or len(key) < FUZZY_MIN_LETTERS
             or not key.isalpha()
             or key in COMMON_WORDS
+            or key in REGION_NAMES
             or key in self._entries
         ):
             return None
@@ -451,7 +455,15 @@ def _support_needed(key: str, candidates: Sequence[_Candidate]) -> int:
 def _supported(words: list[_Word], i: int, n: int, needs: int, profile: bool) -> bool:
     """Whether the context supports reading words[i:i+n] as a place name."""
     span = words[i : i + n]
-    if span[0].text not in ARTICLES and i > 0 and _is_cue(words[i - 1], span[0]):
+    key = " ".join(w.text for w in span)
+    before = words[i - 1] if i > 0 else None
+    if (
+        before is not None
+        and span[0].text not in ARTICLES
+        and _is_cue(before, span[0])
+        # 'bieb Hoevelaken', but not 'de bieb best vaak dicht'
+        and (before.text in PLACE_PREPOSITIONS or key not in COMMON_WORDS)
+    ):
         return True
     main = [w for w in span if w.text not in PARTICLES]
     capitalised = bool(main) and all(w.capitalised for w in main)  # 'Nummer Een', not 'Nummer een'
@@ -463,7 +475,6 @@ def _supported(words: list[_Word], i: int, n: int, needs: int, profile: bool) ->
             w.text in _QUALIFIER_WORDS for w in tail
         ):
             return True
-        key = " ".join(w.text for w in span)
         return capitalised and key not in COMMON_WORDS
     if needs == SUPPORT_CAPITAL:
         return capitalised

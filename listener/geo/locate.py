@@ -67,9 +67,10 @@ class Located:
 def locate(post: Post, areas: Sequence[Area], gazetteer: Gazetteer) -> Located:
     """Place a post and find the branch whose area holds it, with the evidence for both."""
     notes: list[str] = []
+    distances = _Distances(areas)
     sources = (
         _from_coordinates(post),
-        _from_text(post, areas, gazetteer, notes),
+        _from_text(post, distances, gazetteer, notes),
         _from_profile(post, gazetteer),
     )
     location = next((found for found in sources if found is not None), None)
@@ -77,7 +78,7 @@ def locate(post: Post, areas: Sequence[Area], gazetteer: Gazetteer) -> Located:
         evidence = ["no coordinates, no place named in the text, no usable profile location"]
         return Located(None, None, None, evidence, [])
 
-    hits = _hits(location, areas)
+    hits = distances.hits(location.lat, location.lon)
     inside = [hit for hit in hits if hit.distance_km <= hit.area.radius_km]
     branch = inside[0] if inside else None
     nearest = hits[0] if hits else None
@@ -120,15 +121,16 @@ def _from_coordinates(post: Post) -> Location | None:
 
 
 def _from_text(
-    post: Post, areas: Sequence[Area], gazetteer: Gazetteer, evidence: list[str]
+    post: Post, distances: _Distances, gazetteer: Gazetteer, evidence: list[str]
 ) -> Location | None:
     mentions = gazetteer.find_in_text(post.text)
     if not mentions:
         return None
-    chosen = next((m for m in mentions if _in_some_area(m, areas)), mentions[0])
+    in_area = next((m for m in mentions if distances.inside(m.place.lat, m.place.lon)), None)
+    chosen = in_area or mentions[0]
     if len(mentions) > 1:
         named = ", ".join(m.place.name for m in mentions)
-        why = "the first in a branch area" if _in_some_area(chosen, areas) else "the first"
+        why = "the first in a branch area" if in_area else "the first"
         evidence.append(
             f"text names {len(mentions)} places ({named}); took {chosen.place.name}, {why}"
         )
@@ -165,16 +167,25 @@ def _reading(mention: PlaceMention) -> str:
     return f"{mention.written}: took {mention.place.label()}{by}, {share} the name"
 
 
-def _in_some_area(mention: PlaceMention, areas: Sequence[Area]) -> bool:
-    point = (mention.place.lat, mention.place.lon)
-    return any(geodesic(point, (a.lat, a.lon)).km <= a.radius_km for a in areas)
+class _Distances:
+    """Geodesic distances from points to every area, each point measured once per post."""
 
+    def __init__(self, areas: Sequence[Area]) -> None:
+        self.areas = areas
+        self._hits: dict[tuple[float, float], list[BranchHit]] = {}
 
-def _hits(location: Location, areas: Sequence[Area]) -> list[BranchHit]:
-    """Every area with its geodesic distance to the location, nearest first."""
-    point = (location.lat, location.lon)
-    hits = [BranchHit(area, geodesic(point, (area.lat, area.lon)).km) for area in areas]
-    return sorted(hits, key=lambda hit: (hit.distance_km, hit.area.org_id, hit.area.branch_id))
+    def hits(self, lat: float, lon: float) -> list[BranchHit]:
+        """Every area with its distance to the point, nearest first."""
+        point = (lat, lon)
+        if point not in self._hits:
+            hits = [BranchHit(a, geodesic(point, (a.lat, a.lon)).km) for a in self.areas]
+            hits.sort(key=lambda hit: (hit.distance_km, hit.area.org_id, hit.area.branch_id))
+            self._hits[point] = hits
+        return self._hits[point]
+
+    def inside(self, lat: float, lon: float) -> bool:
+        """Whether the point lies in some area."""
+        return any(hit.distance_km <= hit.area.radius_km for hit in self.hits(lat, lon))
 
 
 def _distance(hit: BranchHit, what: str) -> str:

@@ -63,7 +63,7 @@ class ConsoleNotifier:
             who = Text()
             who.append(author.name or author.handle or "unknown author", style="bold")
             if author.handle and author.name:
-                who.append(f" (@{author.handle})", style="cyan")
+                who.append(f" (@{author.handle.lstrip('@')})", style="cyan")
             if author.followers is not None:
                 who.append(f" · {author.followers:,} followers")
             if author.location:
@@ -74,9 +74,9 @@ class ConsoleNotifier:
         if post.url:
             parts.append(Text(post.url, style="underline cyan"))
         if alert.evidence:
-            parts.append(_labelled("Why it matched: ", alert.evidence))
+            parts.append(_labelled("Why it matched:", alert.evidence))
         if alert.reasons:
-            parts.append(_labelled("Urgency: ", alert.reasons))
+            parts.append(_labelled("Urgency:", alert.reasons))
 
         when = post.created_at.astimezone(self.zone)
         footer = Text(
@@ -95,7 +95,8 @@ class ConsoleNotifier:
 
 def _labelled(label: str, items: list[str]) -> Text:
     text = Text(label, style="bold")
-    text.append("; ".join(items))
+    for item in items:
+        text.append(f"\n  • {item}", style="")
     return text
 
 

@@ -1,0 +1,127 @@
+"""The command line: classify, try, and every command and option documented in the README."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from listener.cli import app
+from tests.support.configs import ROOT
+
+runner = CliRunner()
+CONFIG = str(ROOT / "config.example.toml")
+SCHEMAS = ROOT.parent / "shared" / "schemas"
+DEMO = ROOT / "demo" / "posts.jsonl"
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+def decision_schema() -> dict:
+    path = SCHEMAS / "decision.schema.json"
+    if not path.is_file():  # a copy of the shared schema travels with the tests
+        path = Path(__file__).parent / "data" / "decision.schema.json"
+    return json.loads(path.read_text())
+
+
+def test_classify_prints_one_schema_valid_decision_per_post() -> None:
+    code, output = invoke("classify", "--config", CONFIG, "--input", str(DEMO), "--json")
+    assert code == 0, output
+    decisions = [json.loads(line) for line in output.splitlines()]
+    posts = [json.loads(line) for line in DEMO.read_text().splitlines()]
+    assert [d["id"] for d in decisions] == [p["id"] for p in posts]
+    schema = decision_schema()
+    for decision in decisions:
+        jsonschema.validate(decision, schema)
+    by_id = {d["id"]: d for d in decisions}
+    assert (by_id["bluesky:demo-1"]["org"], by_id["bluesky:demo-1"]["branch"]) == (
+        "eemland",
+        "leusden",
+    )
+    assert by_id["bluesky:demo-3"]["org"] is None  # a Steam library
+    assert by_id["bluesky:demo-3"]["urgency"] == "none"
+
+
+def test_classify_writes_nothing_to_the_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LISTENER_DATABASE", f"sqlite:///{tmp_path / 'never.db'}")
+    code, _ = invoke("classify", "--config", CONFIG, "--input", str(DEMO))
+    assert code == 0
+    assert not (tmp_path / "never.db").exists()
+    assert not list(tmp_path.iterdir())
+
+
+def test_classify_reports_bad_lines_and_decides_the_rest(tmp_path: Path) -> None:
+    posts = tmp_path / "posts.jsonl"
+    good = DEMO.read_text().splitlines()[0]
+    posts.write_text(f"{good}\nnot json\n" + '{"id": "x", "source": "rss"}\n')
+    result = runner.invoke(app, ["classify", "-c", CONFIG, "-i", str(posts), "--json"])
+    assert result.exit_code == 1
+    assert f"{posts}:2: skipped" in result.output
+    assert f"{posts}:3: skipped: text: required field missing" in result.output
+    assert '"id": "bluesky:demo-1"' in result.output
+
+
+def test_try_explains_the_evidence() -> None:
+    code, output = invoke("try", "--config", CONFIG, "de bieb in Leusden is wéér dicht 😡")
+    assert code == 0
+    assert "about: eemland / leusden via search de-bieb" in output
+    assert "text names Leusden (exact)" in output
+    assert "outage: 'dicht' +25" in output
+
+
+def test_try_uses_the_profile_location_and_coordinates() -> None:
+    code, output = invoke("try", "-c", CONFIG, "Morgen naar de bieb", "--location", "Leusden")
+    assert code == 0, output
+    assert "about: eemland / leusden" in output
+    code, output = invoke(
+        "try", "-c", CONFIG, "De bibliotheek is dicht", "--lat", "52.1552", "--lon", "5.3869"
+    )
+    assert code == 0, output
+    assert "about: eemland / amersfoort" in output
+    assert "post coordinates" in output
+
+
+def test_try_shows_near_misses_and_rejections() -> None:
+    code, output = invoke("try", "-c", CONFIG, "Bibliotheek Eemlnad is dicht")
+    assert code == 0, output
+    assert "about: no organisation" in output
+    assert (
+        "search eemland-brand: 'bibliotheek eemlnad' is like name 'Bibliotheek Eemland' "
+        "(fuzzy 86, needs 88)" in output
+    )
+    code, output = invoke(
+        "try", "-c", CONFIG, "mijn Steam-bibliotheek is leeg", "--location", "Leusden"
+    )
+    assert code == 0, output
+    assert "another sense of the word ('steam')" in output
+
+
+def test_try_needs_both_coordinates() -> None:
+    code, output = invoke("try", "-c", CONFIG, "x", "--lat", "52.1")
+    assert code == 2
+    assert "give both --lat and --lon" in output
+
+
+def test_every_command_and_option_is_in_the_readme() -> None:
+    readme = (ROOT / "README.md").read_text()
+    command = typer.main.get_command(app)
+    assert command.commands, "the CLI has commands"
+    for name, sub in command.commands.items():
+        assert f"### `listener {name}" in readme, f"command {name} has no README section"
+        section = readme.split(f"### `listener {name}", 1)[1].split("\n### ", 1)[0]
+        heading = section.splitlines()[0]
+        for param in sub.params:
+            for opt in param.opts:
+                if opt.startswith("--") and opt != "--help":
+                    assert opt in heading or opt in section, f"{name} {opt} not in README"
+    assert re.search(r"```sh\nmake run .*\nmake test", readme), "the first screen's two commands"

@@ -1,0 +1,340 @@
+"""The gazetteer: packaged data, exact and fuzzy names, context rules, same-named places.
+
+Every name asserted here is in shared/data/nl-be-places.tsv (and so in the packaged file); the
+first tests check that, so a data change shows up as a data failure, not as a matching bug.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from pathlib import Path
+
+import pytest
+
+from listener.geo.gazetteer import Gazetteer, PlaceMention, default_gazetteer
+from listener.text import words
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_TSV = REPO.parent / "shared" / "data" / "nl-be-places.tsv"
+PACKAGED = REPO / "listener" / "geo" / "data" / "places.tsv.gz"
+BUILD_SCRIPT = REPO / "scripts" / "build_gazetteer.py"
+
+AMERSFOORT = 2759821
+LEUSDEN = 2751687
+DEN_BOSCH = 2747351
+BERGEN_NH = 2759154
+BERGEN_L = 2759155
+HENGELO_OV = 2754394
+HENGELO_GLD = 2754395
+
+
+@pytest.fixture(scope="module")
+def gazetteer() -> Gazetteer:
+    return default_gazetteer()
+
+
+def names(mentions: list[PlaceMention]) -> list[str]:
+    return [m.place.name for m in mentions]
+
+
+# -- the data ----------------------------------------------------------------------------------
+
+
+def test_the_packaged_file_loads_well_under_a_second() -> None:
+    started = time.perf_counter()
+    loaded = Gazetteer.load()
+    elapsed = time.perf_counter() - started
+    assert len(loaded.places) > 10_000
+    assert elapsed < 1.0, f"loading took {elapsed:.2f} s"
+
+
+def test_the_default_gazetteer_is_loaded_once_per_process() -> None:
+    assert default_gazetteer() is default_gazetteer()
+
+
+def test_the_packaged_file_is_what_the_build_script_writes(tmp_path: Path) -> None:
+    if not SHARED_TSV.exists():
+        pytest.skip("shared/data is not beside the repo")
+    spec = importlib.util.spec_from_file_location("build_gazetteer", BUILD_SCRIPT)
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    script.build(SHARED_TSV, tmp_path / "places.tsv.gz")
+    assert (tmp_path / "places.tsv.gz").read_bytes() == PACKAGED.read_bytes()
+
+
+def test_load_reads_a_file_given_by_path() -> None:
+    loaded = Gazetteer.load(PACKAGED)
+    assert loaded.find_in_text("de bieb in Leusden")[0].place.geonameid == LEUSDEN
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Amersfoort",
+        "Leusden",
+        "Best",
+        "Made",
+        "Bergen op Zoom",
+        "Den Bosch",
+        "'s-Hertogenbosch",
+        "Kanaleneiland",
+        "Lunetten",
+        "Hengelo",
+        "Bergen",
+        "Mechelen",
+        "Zwolle",
+    ],
+)
+def test_the_names_these_tests_use_are_in_the_data(gazetteer: Gazetteer, name: str) -> None:
+    assert gazetteer.candidates(name)
+
+
+def test_leidsche_rijn_and_vathorst_are_not_in_the_data(gazetteer: Gazetteer) -> None:
+    # GeoNames has no such PPLX rows; the districts tests use Kanaleneiland and Lunetten instead.
+    assert gazetteer.candidates("Leidsche Rijn") == []
+    assert gazetteer.candidates("Vathorst") == []
+
+
+def test_a_municipality_row_folds_into_the_town_of_the_same_name(gazetteer: Gazetteer) -> None:
+    [amersfoort] = gazetteer.candidates("Amersfoort")
+    assert amersfoort.geonameid == AMERSFOORT
+    assert amersfoort.feature_code == "PPL"
+
+
+def test_a_municipality_without_a_town_of_its_name_is_a_place_of_its_own(
+    gazetteer: Gazetteer,
+) -> None:
+    [municipality] = gazetteer.candidates("Leidschendam-Voorburg")
+    assert municipality.feature_code == "ADM2"
+    assert municipality.geonameid < 0  # minus the CBS number
+
+
+# -- exact names -------------------------------------------------------------------------------
+
+
+def test_it_finds_the_place_a_post_names(gazetteer: Gazetteer) -> None:
+    text = "de bieb in Leusden is wéér dicht 😡"
+    [mention] = gazetteer.find_in_text(text)
+    assert mention.place.geonameid == LEUSDEN
+    assert mention.written == "Leusden"
+    assert mention.score == 100
+    assert words(text)[mention.start] == "leusden"
+
+
+@pytest.mark.parametrize(
+    ("text", "written"),
+    [
+        ("vandaag naar Den Bosch", "Den Bosch"),
+        ("vandaag naar den bosch", "den bosch"),
+        ("vandaag naar 's-Hertogenbosch", "s-Hertogenbosch"),
+    ],
+)
+def test_it_finds_multi_word_names_and_alternate_names(
+    gazetteer: Gazetteer, text: str, written: str
+) -> None:
+    [mention] = gazetteer.find_in_text(text)
+    assert mention.place.geonameid == DEN_BOSCH
+    assert mention.written == written
+
+
+def test_the_longest_name_wins_and_mentions_do_not_overlap(gazetteer: Gazetteer) -> None:
+    text = "Van Bergen op Zoom naar Amersfoort"
+    found = gazetteer.find_in_text(text)
+    assert names(found) == ["Bergen op Zoom", "Amersfoort"]
+    assert [m.start for m in found] == [1, 5]
+
+
+def test_districts_are_places(gazetteer: Gazetteer) -> None:
+    [mention] = gazetteer.find_in_text("de bieb in Kanaleneiland is dicht")
+    assert (mention.place.name, mention.place.feature_code) == ("Kanaleneiland", "PPLX")
+    [mention] = gazetteer.find_in_text("lunetten heeft geen bieb meer")
+    assert mention.place.name == "Lunetten"
+
+
+def test_start_counts_the_words_of_the_folded_text(gazetteer: Gazetteer) -> None:
+    text = "Wéér dicht!! 😡 #bieb in A'foort... nee: in Leusden"
+    [mention] = gazetteer.find_in_text(text)
+    assert words(text)[mention.start] == "leusden"
+
+
+# -- fuzzy names -------------------------------------------------------------------------------
+
+
+def test_a_misspelt_name_is_matched_fuzzily(gazetteer: Gazetteer) -> None:
+    [mention] = gazetteer.find_in_text("de bieb in Leusen is dicht")
+    assert mention.place.geonameid == LEUSDEN
+    assert 88 <= mention.score < 100
+    assert mention.written == "Leusen"
+    [mention] = gazetteer.find_in_text("de bieb in Amesfoort")
+    assert mention.place.geonameid == AMERSFOORT
+    assert 88 <= mention.score < 100
+
+
+def test_amersfort_is_found_as_the_alternate_name_geonames_lists(gazetteer: Gazetteer) -> None:
+    [mention] = gazetteer.find_in_text("de bieb in Amersfort")
+    assert mention.place.geonameid == AMERSFOORT
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "het moet beter te worden",  # Woerden
+        "dat boek heb ik Gisteren gelezen",  # Giteren
+        "we zijn naar de Winkels geweest",  # Winkel
+        "ik ben in gedachten",
+        "Leusen is ook een mooie naam",  # a misspelling at the start of a sentence
+    ],
+)
+def test_a_common_word_or_a_word_without_place_context_is_never_fuzzy_matched(
+    gazetteer: Gazetteer, text: str
+) -> None:
+    assert gazetteer.find_in_text(text) == []
+
+
+# -- names that are also common words ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ik vind het best leuk",
+        "Best jammer dat de bieb dicht is",
+        "dat heb ik zelf gemaakt",
+        "mede mogelijk gemaakt door de gemeente",
+        "I made this at the library, best day ever",
+        "het is echt heel erg",
+        "ze leest graag in de winkel",
+        "bij de bibliotheek, best goed geholpen",
+        "in de hoek van het centrum",
+        "op vakantie in Engeland",
+        "made in Holland",
+        "de bieb best vaak dicht",
+        "de bieb meer open graag",
+    ],
+)
+def test_common_words_are_not_taken_for_places_without_place_context(
+    gazetteer: Gazetteer, text: str
+) -> None:
+    assert gazetteer.find_in_text(text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "place"),
+    [
+        ("de bieb in Best is dicht", "Best"),
+        ("de bieb in best is dicht", "Best"),
+        ("Bieb Best heeft nieuwe openingstijden", "Best"),
+        ("Vandaag in Made geweest", "Made"),
+        ("De lezing is in Made, niet in Breda", "Made"),
+        ("Gisteren was de bieb van Best vol", "Best"),
+    ],
+)
+def test_common_word_names_are_taken_with_a_preposition_library_word_or_capital(
+    gazetteer: Gazetteer, text: str, place: str
+) -> None:
+    assert names(gazetteer.find_in_text(text))[0] == place
+
+
+def test_words_in_links_handles_and_addresses_are_ignored(gazetteer: Gazetteer) -> None:
+    text = "volgens @leusden_fan (https://leusden.nl/bieb, info@leusden.nl, www.leusden.nl) dicht"
+    assert gazetteer.find_in_text(text) == []
+    assert names(gazetteer.find_in_text("@leusden_fan zegt: bieb in Amersfoort")) == ["Amersfoort"]
+
+
+# -- same-named places -------------------------------------------------------------------------
+
+
+def test_hengelo_without_a_qualifier_is_the_bigger_one_and_marked_ambiguous(
+    gazetteer: Gazetteer,
+) -> None:
+    [mention] = gazetteer.find_in_text("de bieb in Hengelo")
+    assert mention.place.geonameid == HENGELO_OV
+    assert mention.ambiguous
+    assert mention.alternatives == 1
+
+
+@pytest.mark.parametrize(
+    "text", ["de bieb in Hengelo (Gld)", "de bieb in Hengelo Gelderland", "Hengelo (gld)"]
+)
+def test_hengelo_with_a_gelderland_qualifier_is_the_one_in_gelderland(
+    gazetteer: Gazetteer, text: str
+) -> None:
+    [mention] = gazetteer.find_in_text(text)
+    assert mention.place.geonameid == HENGELO_GLD
+
+
+def test_a_qualifier_that_chose_the_place_is_reported(gazetteer: Gazetteer) -> None:
+    [mention] = gazetteer.find_in_text("de bieb in Hengelo Gelderland")
+    assert mention.qualifier == "Gelderland"
+    assert mention.ambiguous
+
+
+@pytest.mark.parametrize(
+    ("text", "geonameid"),
+    [
+        ("naar de bieb in Bergen", BERGEN_NH),
+        ("naar de bieb in Bergen NH", BERGEN_NH),
+        ("naar de bieb in Bergen (NH)", BERGEN_NH),
+        ("naar de bieb in Bergen (L)", BERGEN_L),
+        ("naar de bieb in Bergen Limburg", BERGEN_L),
+    ],
+)
+def test_bergen_is_read_by_its_qualifier_or_else_as_bergen_noord_holland(
+    gazetteer: Gazetteer, text: str, geonameid: int
+) -> None:
+    [mention] = gazetteer.find_in_text(text)
+    assert mention.place.geonameid == geonameid
+
+
+def test_plain_bergen_counts_the_other_places_of_that_name(gazetteer: Gazetteer) -> None:
+    [mention] = gazetteer.find_in_text("naar de bieb in Bergen")
+    # Bergen (L), and Mons, whose Dutch name is Bergen.
+    assert (mention.ambiguous, mention.alternatives) == (True, 2)
+
+
+def test_a_dutch_place_is_preferred_over_a_bigger_belgian_one(gazetteer: Gazetteer) -> None:
+    countries = {p.country for p in gazetteer.candidates("Mechelen")}
+    assert countries == {"NL", "BE"}
+    [mention] = gazetteer.find_in_text("de bieb in Mechelen")
+    assert mention.place.country == "NL"
+
+
+# -- profile locations -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("location", "place"),
+    [
+        ("Amersfoort", "Amersfoort"),
+        ("amersfoort", "Amersfoort"),
+        ("Utrecht, NL", "Utrecht"),
+        ("Amersfoort 🇳🇱", "Amersfoort"),
+        ("wonend in Zwolle", "Zwolle"),
+        ("Best", "Best"),
+        ("Leusen", "Leusden"),
+        ("Den Bosch / Utrecht", "'s-Hertogenbosch"),
+        ("Bergen (NH.)", "Bergen"),
+    ],
+)
+def test_a_profile_location_names_a_place(gazetteer: Gazetteer, location: str, place: str) -> None:
+    mention = gazetteer.lookup(location)
+    assert mention is not None
+    assert mention.place.name == place
+
+
+@pytest.mark.parametrize(
+    "location",
+    ["he/him 🌈", "the internet", "", "   ", "Living my best life", "Made in Holland", "🌍"],
+)
+def test_a_profile_location_that_names_no_place_gives_none(
+    gazetteer: Gazetteer, location: str
+) -> None:
+    assert gazetteer.lookup(location) is None
+
+
+def test_a_profile_qualifier_is_reported(gazetteer: Gazetteer) -> None:
+    mention = gazetteer.lookup("Utrecht, NL")
+    assert mention is not None
+    assert mention.qualifier == "NL"
