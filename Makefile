@@ -26,12 +26,12 @@ test: install         ## the whole test suite
 	$(BIN)/pytest
 
 lint: install
-	$(BIN)/ruff check listener tests scripts bench
-	$(BIN)/ruff format --check listener tests scripts bench
+	$(BIN)/ruff check listener tests scripts
+	$(BIN)/ruff format --check listener tests scripts
 
 format: install
-	$(BIN)/ruff format listener tests scripts bench
-	$(BIN)/ruff check --fix listener tests scripts bench
+	$(BIN)/ruff format listener tests scripts
+	$(BIN)/ruff check --fix listener tests scripts
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
