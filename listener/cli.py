@@ -141,7 +141,8 @@ def check(config: ConfigOption = DEFAULT_CONFIG) -> None:
     out.print(Text(f"  receivers: {len(cfg.receivers)}, routes: {len(cfg.routes)}"))
     for receiver in cfg.receivers.values():
         state = unavailable.get(receiver.id)
-        line = f"    {receiver.id}: {receiver.type}" + (f" (inactive: {state})" if state else "")
+        reason = state.split(" inactive: ", 1)[-1] if state else ""
+        line = f"    {receiver.id}: {receiver.type}" + (f" (inactive: {reason})" if state else "")
         out.print(Text(line, style="yellow" if state else ""))
     if not cfg.routes:
         out.print(Text("  warning: no routes, so no alert goes anywhere", style="yellow"))

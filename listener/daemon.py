@@ -3,7 +3,8 @@
 It only wires the stages. A poll fetches a batch, decides every new post, and saves posts,
 decisions, alerts, outbox rows and the source's cursor in one transaction (`Store.save_batch`);
 a failing source is logged with its reason and backs off (doubling, up to `source_backoff.max`,
-or the server's Retry-After) while the others keep running. Delivery runs as its own job.
+or the server's Retry-After) while the others keep running. Delivery runs in its own thread,
+woken as soon as a poll saved alerts and every `outbox.every` for retries.
 
 `run_once` polls every source until it has nothing more, then drains the outbox: what
 `listener run --once` does. `run_forever` uses APScheduler with a first run at start-up, grace
@@ -82,6 +83,7 @@ class Daemon:
     active: set[str]
     clock: Callable[[], datetime] = utcnow
     stop_event: threading.Event = field(default_factory=threading.Event)
+    wake_delivery: threading.Event = field(default_factory=threading.Event)
     _not_before: dict[str, datetime] = field(default_factory=dict)
 
     @classmethod
@@ -143,6 +145,8 @@ class Daemon:
             saved = self.store.save_batch(source.key, batch.cursor, decided, self.clock())
             result.new_posts += saved.new_posts
             result.alerts += saved.alerts
+            if saved.alerts:
+                self.wake_delivery.set()  # deliver now, not at the next tick
             if not batch.more:
                 break
         self._not_before.pop(source.key, None)
@@ -186,6 +190,17 @@ class Daemon:
         delivered = self.deliverer.drain(stop=self.stopping)
         return polls, delivered
 
+    def _delivery_loop(self) -> None:
+        """Deliver whenever a poll saved alerts, and every `outbox.every` for retries."""
+        every = self.config.main.outbox.every.total_seconds()
+        while not self.stopping():
+            try:
+                self.deliver()
+            except Exception:  # a database hiccup must not end delivery for good
+                log.exception("delivery round failed; trying again in %.0fs", every)
+            self.wake_delivery.wait(every)
+            self.wake_delivery.clear()
+
     def run_forever(self) -> None:
         from apscheduler.executors.pool import ThreadPoolExecutor
         from apscheduler.schedulers.background import BackgroundScheduler
@@ -208,16 +223,9 @@ class Daemon:
                 misfire_grace_time=max(1, int(seconds)),
                 jitter=min(30, int(seconds * 0.1)),
             )
-        every = self.config.main.outbox.every.total_seconds()
-        scheduler.add_job(
-            self.deliver,
-            "interval",
-            id="deliver",
-            seconds=every,
-            next_run_time=start,
-            misfire_grace_time=max(1, int(every)),
-        )
         scheduler.start()
+        deliverer = threading.Thread(target=self._delivery_loop, name="deliver")
+        deliverer.start()
         log.info(
             "listener running: %d sources, %d searches, receivers %s",
             len(self.sources),
@@ -230,5 +238,7 @@ class Daemon:
         finally:
             log.info("stopping: finishing the work in flight")
             scheduler.shutdown(wait=True)
+            self.wake_delivery.set()
+            deliverer.join()
             counts = self.store.outbox_counts()
             log.info("stopped; outbox: %s", counts or "empty")

@@ -139,3 +139,10 @@ def test_a_permanent_source_error_waits_the_maximum_and_is_an_error(
     with caplog.at_level(logging.ERROR):
         daemon.poll(source)
     assert "source s failed (1 in a row), next try in 3600s: HTTP 404" in caplog.text
+
+
+def test_a_poll_that_saved_alerts_wakes_delivery_at_once(daemon: Daemon) -> None:
+    daemon.poll(ScriptedSource("quiet", [Batch([make_post(1, "hallo")], "c1")]))
+    assert not daemon.wake_delivery.is_set()
+    daemon.poll(ScriptedSource("busy", [Batch([make_post(2)], "c1")]))
+    assert daemon.wake_delivery.is_set()
