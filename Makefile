@@ -28,6 +28,7 @@ test: install         ## the whole test suite
 lint: install
 	$(BIN)/ruff check listener tests scripts
 	$(BIN)/ruff format --check listener tests scripts
+	$(BIN)/mypy
 
 format: install
 	$(BIN)/ruff format listener tests scripts

@@ -144,6 +144,10 @@ def check(config: ConfigOption = DEFAULT_CONFIG) -> None:
         reason = state.split(" inactive: ", 1)[-1] if state else ""
         line = f"    {receiver.id}: {receiver.type}" + (f" (inactive: {reason})" if state else "")
         out.print(Text(line, style="yellow" if state else ""))
+    replay = cfg.main.sources.replay
+    if replay and replay.enabled and not cfg.resolve(replay.path).is_file():
+        warning = f"  warning: replay file {cfg.resolve(replay.path)} does not exist (yet)"
+        out.print(Text(warning, style="yellow"))
     if not cfg.routes:
         out.print(Text("  warning: no routes, so no alert goes anywhere", style="yellow"))
 

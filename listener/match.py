@@ -12,6 +12,7 @@ library, a Python library), reject a post with the reason.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from rapidfuzz import fuzz
@@ -92,9 +93,33 @@ class MatchResult:
     near_misses: list[str] = field(default_factory=list)
 
 
-def handle_word(handle: str) -> str:
-    """'@BiebEemland' and 'biebeemland.bsky.social' both → 'biebeemland'."""
-    return fold(handle.strip().lstrip("@").split(".", 1)[0]).replace(" ", "")
+_MENTION = re.compile(r"(?<![\w@])@([A-Za-z0-9_][\w.\-]*(?:@[\w\-]+(?:\.[\w\-]+)+)?)")
+
+
+def normal_handle(handle: str) -> str:
+    """'@BiebEemland' → 'biebeemland'; '@bieb@mastodon.nl' → 'bieb@mastodon.nl'."""
+    return handle.strip().lstrip("@").rstrip(".").lower()
+
+
+def handle_local(handle: str) -> str:
+    """The account name without server or domain: 'biebeemland.bsky.social' → 'biebeemland'."""
+    return re.split(r"[@.]", normal_handle(handle), maxsplit=1)[0]
+
+
+def handle_keys(handle: str) -> set[str]:
+    """What a mention of this handle may look like: the whole handle, and its account name
+    when that is distinctive (longer than four letters), as people write '@biebeemland' for
+    'biebeemland.bsky.social'. '@bieb@mastodon.nl' never becomes plain 'bieb'."""
+    keys = {normal_handle(handle)}
+    local = handle_local(handle)
+    if len(local) > SHORT_TERM:
+        keys.add(local)
+    return keys
+
+
+def mentions(raw: str) -> list[str]:
+    """The @handles in a text, as written."""
+    return [m.rstrip(".") for m in _MENTION.findall(raw)]
 
 
 class SearchMatcher:
@@ -107,7 +132,11 @@ class SearchMatcher:
         if search.kind == "brand" and org is not None:
             terms.append(Term(org.name, fold(org.name), "name"))
             terms += [Term(a, fold(a), "alias") for a in org.aliases]
-            terms += [Term(h, handle_word(h), "handle") for h in org.handles]
+            terms += [
+                Term(h, fold(handle_local(h)), "handle")
+                for h in org.handles
+                if len(handle_local(h)) > SHORT_TERM
+            ]
         terms += [Term(t, fold(t), "term") for t in search.terms]
         unique: dict[str, Term] = {}
         for term in terms:
@@ -115,6 +144,11 @@ class SearchMatcher:
                 unique.setdefault(term.folded, term)
         self.terms = list(unique.values())
         self.exclude = [(e, fold(e)) for e in search.exclude if fold(e)]
+        self.handle_keys: dict[str, str] = {}
+        if search.kind == "brand" and org is not None:
+            for handle in org.handles:
+                for key in handle_keys(handle):
+                    self.handle_keys.setdefault(key, handle)
         self.sources = set(search.sources)
         self.languages = {lang.lower().split("-")[0] for lang in search.languages}
 
@@ -129,7 +163,15 @@ class SearchMatcher:
     def match(self, post: Post, text: Text) -> MatchResult:
         result = MatchResult(self.search, matched=False)
         best_miss: tuple[float, Term, str] | None = None
-        for term in self.terms:
+        for written in mentions(text.raw) if self.handle_keys else ():
+            handle = next(
+                (self.handle_keys[k] for k in handle_keys(written) if k in self.handle_keys), None
+            )
+            if handle is not None:
+                result.matched, result.score, result.written = True, 100.0, "@" + written
+                result.term = Term(handle, normal_handle(handle), "handle")
+                break
+        for term in self.terms if not result.matched else ():
             found = self._find(term, text)
             if found is None:
                 continue
@@ -155,18 +197,21 @@ class SearchMatcher:
                 )
             return result
         assert result.term is not None
-        how = "exact" if result.score >= 100 else f"fuzzy {result.score:.0f}"
-        result.evidence.append(
-            f"search {self.search.id}: text has {result.term.kind} '{result.term.text}' ({how})"
-            if result.written == result.term.folded
-            else f"search {self.search.id}: '{result.written}' → {result.term.kind} "
-            f"'{result.term.text}' ({how})"
-        )
+        result.evidence.append(self._evidence(result.term, result.written or "", result.score))
         reason = self._rejection(text)
         if reason:
             result.matched = False
             result.evidence.append(f"search {self.search.id}: rejected, {reason}")
         return result
+
+    def _evidence(self, term: Term, written: str, score: float) -> str:
+        where = f"search {self.search.id}"
+        if written.startswith("@"):
+            return f"{where}: text mentions {written} (handle '{term.text}')"
+        how = "exact" if score >= 100 else f"fuzzy {score:.0f}"
+        if written == term.folded:
+            return f"{where}: text has {term.kind} '{term.text}' ({how})"
+        return f"{where}: '{written}' → {term.kind} '{term.text}' ({how})"
 
     def _rejection(self, text: Text) -> str | None:
         for original, folded in self.exclude:

@@ -18,7 +18,7 @@ from listener.alert import AlertMessage
 from listener.config import Config
 from listener.geo.gazetteer import Gazetteer, default_gazetteer
 from listener.geo.locate import Area, Located, locate
-from listener.match import SearchMatcher, Text, handle_word
+from listener.match import SearchMatcher, Text, normal_handle
 from listener.post import Post
 from listener.route import route
 from listener.score import score_post
@@ -81,7 +81,7 @@ class Classifier:
         }
         self.all_areas = [a for areas in self.areas_by_org.values() for a in areas]
         self.org_of_handle = {
-            handle_word(h): org.id for org in config.organisations.values() for h in org.handles
+            normal_handle(h): org.id for org in config.organisations.values() for h in org.handles
         }
         self.branches_in_town: dict[tuple[str, str], int] = {}
         for org in config.organisations.values():
@@ -165,7 +165,7 @@ class Classifier:
     def _own_org(self, post: Post) -> str | None:
         """The organisation whose own account wrote the post, if any."""
         handle = post.author.handle if post.author else None
-        return self.org_of_handle.get(handle_word(handle)) if handle else None
+        return self.org_of_handle.get(normal_handle(handle)) if handle else None
 
     def _town_with_several_branches(self, candidate: _Candidate) -> str | None:
         """A town-level place (from text or profile) where the organisation has 2+ branches."""

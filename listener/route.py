@@ -19,7 +19,7 @@ def level_at_least(level: str, minimum: str) -> bool:
     """'high' is at least 'normal'; 'none' is below everything."""
     if level not in LEVELS:
         return False
-    return LEVELS.index(level) <= LEVELS.index(minimum)  # type: ignore[arg-type]
+    return LEVELS.index(level) <= LEVELS.index(minimum)
 
 
 def route(

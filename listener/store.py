@@ -304,7 +304,7 @@ class Store:
     def claim(self, delivery_id: int, now: datetime, lease: timedelta) -> Claimed | None:
         """Take one outbox row for delivery, or None if another worker has it."""
         with Session(self.engine) as session, session.begin():
-            result = session.exec(  # type: ignore[call-overload]
+            result = session.exec(
                 update(DeliveryRow)
                 .where(DeliveryRow.id == delivery_id, _claimable(now))  # type: ignore[arg-type]
                 .values(
@@ -338,7 +338,7 @@ class Store:
 
     def _finish(self, delivery_id: int, **values: Any) -> None:
         with Session(self.engine) as session, session.begin():
-            session.exec(  # type: ignore[call-overload]
+            session.exec(
                 update(DeliveryRow).where(DeliveryRow.id == delivery_id).values(**values)  # type: ignore[arg-type]
             )
 

@@ -160,3 +160,11 @@ def test_key_lines_follow_nested_arrays_of_tables() -> None:
     assert lines.line_of(("organisations", 1, "branches", 0, "lat")) == 9
     assert lines.line_of(("organisations", 0, "branches", 0, "id")) == 4
     assert lines.line_of(("organisations", 1, "branches", 0, "radius_km")) == 7
+
+
+def test_check_warns_about_a_missing_replay_file(tmp_path: Path) -> None:
+    config = write_setup(tmp_path)
+    (tmp_path / "posts.jsonl").unlink()
+    code, output = check(config)
+    assert code == 0
+    assert f"warning: replay file {tmp_path}/posts.jsonl does not exist (yet)" in output

@@ -7,14 +7,14 @@ from datetime import UTC, datetime
 import pytest
 
 from listener.config.model import Organisation, Search
-from listener.match import SearchMatcher, Text, handle_word
+from listener.match import SearchMatcher, Text, handle_keys, mentions, normal_handle
 from listener.post import Author, Post
 
 ORG = Organisation(
     id="eemland",
     name="Bibliotheek Eemland",
     aliases=["Bieb Eemland"],
-    handles=["@bibliotheekeemland", "eemlandbieb.bsky.social"],
+    handles=["@bibliotheekeemland", "eemlandbieb.bsky.social", "@bieb@mastodon.nl"],
 )
 BRAND = Search(id="brand", org="eemland", kind="brand", exclude=["vacature"])
 LOCAL = Search(id="local", kind="local", terms=["de bieb", "bibliotheek"])
@@ -54,7 +54,7 @@ def match(search: Search, text: str, **kwargs: str) -> tuple[bool, list[str], li
 def test_a_brand_search_finds_names_aliases_and_handles_however_written(text: str) -> None:
     matched, evidence, _ = match(BRAND, text)
     assert matched, evidence
-    assert "exact" in evidence[0]
+    assert "(exact)" in evidence[0] or "text mentions @BibliotheekEemland" in evidence[0]
 
 
 def test_a_misspelt_name_matches_fuzzily_with_its_score() -> None:
@@ -128,5 +128,30 @@ def test_source_and_language_filters_apply() -> None:
     assert not matcher.applies_to(post("x", source="mastodon", lang="en"))
 
 
-def test_handle_word_folds_every_handle_form() -> None:
-    assert handle_word("@BiebEemland") == handle_word("biebeemland.bsky.social") == "biebeemland"
+@pytest.mark.parametrize(
+    "text",
+    [
+        "vraagje voor @bieb@mastodon.nl: open?",
+        "vraagje voor @Bieb@Mastodon.nl.",
+        "cc @eemlandbieb",
+        "cc @eemlandbieb.bsky.social",
+    ],
+)
+def test_a_mention_of_a_handle_matches_on_any_platform(text: str) -> None:
+    matched, evidence, _ = match(BRAND, text)
+    assert matched, evidence
+    assert "text mentions @" in evidence[0]
+
+
+@pytest.mark.parametrize(
+    "text", ["de bieb is dicht", "@bieb is dicht", "mail bieb@mastodon.nl", "@bieb@mastodon.social"]
+)
+def test_a_short_account_name_is_not_a_mention_of_the_handle(text: str) -> None:
+    assert not match(BRAND, text)[0]
+
+
+def test_handles_are_compared_whole_or_by_a_distinctive_account_name() -> None:
+    assert normal_handle("@BiebEemland") == "biebeemland"
+    assert handle_keys("biebeemland.bsky.social") == {"biebeemland.bsky.social", "biebeemland"}
+    assert handle_keys("@bieb@mastodon.nl") == {"bieb@mastodon.nl"}
+    assert mentions("hoi @a_b en @c@d.nl, mail e@f.nl.") == ["a_b", "c@d.nl"]

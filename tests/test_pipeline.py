@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -82,6 +83,13 @@ def test_the_organisations_own_posts_are_never_its_alerts(classifier: Classifier
     assert "posted by eemland's own account: not an alert for eemland" in decision.evidence
 
 
+def test_a_look_alike_account_is_not_the_organisations_own(classifier: Classifier) -> None:
+    decision = classifier.decide(
+        post("De bibliotheek in Leusden is dicht", handle="bibliotheekeemland.fan.bsky.social")
+    )
+    assert decision.org == "eemland"
+
+
 def test_a_town_with_several_branches_leaves_the_branch_unknown(classifier: Classifier) -> None:
     decision = classifier.decide(post("de bieb in Apeldoorn is dicht"))
     assert (decision.org, decision.branch, decision.distance_km) == ("coda", None, None)
@@ -106,8 +114,7 @@ def test_no_route_means_no_alert(tmp_path: Path) -> None:
 
     config: Config = load_config(write_setup(tmp_path))
     strict = config.routes[0].model_copy(update={"min_level": "critical"})
-    object.__setattr__(config, "routes", [strict])
-    classifier = Classifier(config)
+    classifier = Classifier(replace(config, routes=[strict]))
     p = post("Bibliotheek Eemland heeft nieuwe boeken")
     decision = classifier.decide(p)
     assert decision.org == "eemland" and decision.urgency == "low"

@@ -74,9 +74,16 @@ class EmailNotifier:
         self._password = password
         self._ssl_context = ssl_context
         loader = jinja2.FileSystemLoader(self.templates_dir)
-        common = {"loader": loader, "undefined": jinja2.StrictUndefined, "trim_blocks": True}
-        text_env = jinja2.Environment(autoescape=False, keep_trailing_newline=True, **common)
-        html_env = jinja2.Environment(autoescape=True, **common)
+        text_env = jinja2.Environment(
+            loader=loader,
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            autoescape=False,
+            keep_trailing_newline=True,
+        )
+        html_env = jinja2.Environment(
+            loader=loader, undefined=jinja2.StrictUndefined, trim_blocks=True, autoescape=True
+        )
         html_env.filters["linebreaks"] = _linebreaks
         # Loading now turns a missing or broken template into an error at start-up.
         self._subject = text_env.get_template(SUBJECT_TEMPLATE)

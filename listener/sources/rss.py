@@ -191,7 +191,11 @@ def entry_to_post(
     if not text or not ident:
         return None
     moment = entry.get("published_parsed") or entry.get("updated_parsed")
-    created_at = datetime(*moment[:6], tzinfo=UTC) if moment else now()
+    created_at = (
+        datetime(moment[0], moment[1], moment[2], moment[3], moment[4], moment[5], tzinfo=UTC)
+        if moment
+        else now()
+    )
     source = entry.get("source") or {}
     author_name = source.get("title") or channel_title or None
     return Post(
