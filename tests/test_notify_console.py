@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -13,36 +12,13 @@ from listener.alert import AlertMessage
 from listener.config.model import MainFile, Receiver
 from listener.notify import build_notifier
 from listener.notify.console import ConsoleNotifier
-from listener.post import Author, Post
+from tests.support.alerts import TEXT
+from tests.support.alerts import make_alert as support_alert
 
 
-def make_alert(
-    text: str = "De bieb in Vathorst is alweer dicht?!", **author: object
-) -> AlertMessage:
-    post = Post(
-        id="p1",
-        source="mastodon",
-        text=text,
-        created_at=datetime(2024, 5, 1, 12, 3, tzinfo=UTC),
-        url="https://social.example/@jan/1",
-        author=Author(
-            **{"handle": "jan", "name": "Jan Jansen", "location": "Amersfoort", "followers": 1234}
-            | author
-        ),
-    )
-    return AlertMessage(
-        alert_id=7,
-        post=post,
-        org_id="eemland",
-        org_name="Bibliotheek Eemland",
-        branch_id="vathorst",
-        branch_name="Vathorst",
-        search_id="eemland-brand",
-        level="critical",
-        score=0.91,
-        reasons=["closure complaint", "author has 1,234 followers"],
-        evidence=["'de bieb' + 'Vathorst' (3.1 km)"],
-    )
+def make_alert(text: str = TEXT, **author: object) -> AlertMessage:
+    reasons = ["closure complaint", "author has 1,234 followers"]
+    return support_alert(text, alert_id=7, reasons=reasons, **author)
 
 
 def console_and_buffer() -> tuple[Console, io.StringIO]:

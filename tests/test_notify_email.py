@@ -13,7 +13,6 @@ import socket
 import ssl
 import subprocess
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,8 @@ from listener.alert import AlertMessage
 from listener.config.model import EmailSettings, MainFile, Receiver
 from listener.notify import NotifierUnavailable, TransportError, build_notifier
 from listener.notify.email import EmailNotifier
-from listener.post import Author, Post
+from tests.support.alerts import TEXT
+from tests.support.alerts import make_alert as support_alert
 from tests.support.smtp import SmtpSink
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "alerts" / "templates"
@@ -33,36 +33,11 @@ INJECTION = "oeps\r\nBcc: victim@example.org\r\nX-Evil: 1"
 
 
 def make_alert(
-    text: str = "De bieb in Vathorst is alweer dicht?!\nWat is hier aan de hand?",
+    text: str = TEXT + "\nWat is hier aan de hand?",
     evidence: list[str] | None = None,
     **author: Any,
 ) -> AlertMessage:
-    post = Post(
-        id="p1",
-        source="mastodon",
-        text=text,
-        created_at=datetime(2024, 5, 1, 12, 3, tzinfo=UTC),
-        url="https://social.example/@jan/1",
-        author=Author(
-            **{"handle": "jan", "name": "Jan Jansen", "location": "Amersfoort", "followers": 1234}
-            | author
-        ),
-    )
-    return AlertMessage(
-        alert_id=42,
-        post=post,
-        org_id="eemland",
-        org_name="Bibliotheek Eemland",
-        branch_id="vathorst",
-        branch_name="Vathorst",
-        search_id="eemland-brand",
-        level="critical",
-        score=0.91,
-        labels=["closure"],
-        reasons=["closure complaint"],
-        evidence=evidence if evidence is not None else ["'de bieb' + 'Vathorst' (3.1 km)"],
-        distance_km=3.1,
-    )
+    return support_alert(text, evidence=evidence, **author)
 
 
 def settings(port: int, **overrides: Any) -> EmailSettings:
@@ -404,3 +379,11 @@ def test_build_notifier_gives_a_working_email_notifier(smtp: SmtpSink) -> None:
     assert isinstance(notifier, EmailNotifier)
     assert notifier.to == TO
     assert PASSWORD not in repr(notifier)
+
+
+def test_a_handle_that_already_starts_with_at_is_shown_with_one() -> None:
+    message = notifier_for(closed_port()).render(make_alert(handle="@joost@mastodon.nl"))
+    for kind in ("plain", "html"):
+        body = message.get_body((kind,)).get_content()
+        assert "@joost@mastodon.nl" in body
+        assert "@@" not in body

@@ -6,7 +6,6 @@ import logging
 import re
 import socket
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,8 @@ from listener.alert import AlertMessage
 from listener.config.model import MainFile, Receiver, SlackSettings
 from listener.notify import NotifierUnavailable, TransportError, build_notifier
 from listener.notify.slack import SlackNotifier
-from listener.post import Author, Post
+from tests.support.alerts import TEXT
+from tests.support.alerts import make_alert as support_alert
 from tests.support.slackwire import SlackWireServer
 
 TOKEN = "xoxb-1111-2222-secretsecretsecret-abcd"
@@ -24,36 +24,12 @@ HOSTILE = "<!channel> @here <@U123> <https://evil.example|click> *bold* @everyon
 
 
 def make_alert(
-    text: str = "De bieb in Vathorst is alweer dicht?!",
+    text: str = TEXT,
     url: str | None = "https://social.example/@jan/1",
     evidence: list[str] | None = None,
     **author: Any,
 ) -> AlertMessage:
-    post = Post(
-        id="p1",
-        source="mastodon",
-        text=text,
-        created_at=datetime(2024, 5, 1, 12, 3, tzinfo=UTC),
-        url=url,
-        author=Author(
-            **{"handle": "jan", "name": "Jan Jansen", "location": "Amersfoort", "followers": 1234}
-            | author
-        ),
-    )
-    return AlertMessage(
-        alert_id=42,
-        post=post,
-        org_id="eemland",
-        org_name="Bibliotheek Eemland",
-        branch_id="vathorst",
-        branch_name="Vathorst",
-        search_id="eemland-brand",
-        level="critical",
-        score=0.91,
-        labels=["closure"],
-        reasons=["closure complaint"],
-        evidence=evidence if evidence is not None else ["'de bieb' + 'Vathorst' (3.1 km)"],
-    )
+    return support_alert(text, url=url, evidence=evidence, distance_km=None, **author)
 
 
 @pytest.fixture
@@ -354,3 +330,12 @@ def test_build_notifier_gives_a_working_slack_notifier(slack: SlackWireServer) -
     assert isinstance(notifier, SlackNotifier)
     assert notifier.send(make_alert()) is not None
     assert slack.messages[0].token == TOKEN
+
+
+def test_a_handle_that_already_starts_with_at_is_shown_with_one() -> None:
+    from listener.notify.slack import build_blocks, fallback_text
+
+    alert = make_alert(handle="@joost@mastodon.nl")
+    rendered = fallback_text(alert) + str([b.to_dict() for b in build_blocks(alert)])
+    assert "@joost@mastodon.nl" in rendered
+    assert "@@" not in rendered

@@ -81,7 +81,7 @@ class ConsoleNotifier:
         when = post.created_at.astimezone(self.zone)
         footer = Text(
             f"{post.source} · {_format_time(when)} · search {alert.search_id} · "
-            f"score {alert.score:.2f} · alert #{alert.alert_id}",
+            f"score {alert.score:g} · alert #{alert.alert_id}",
             style="dim",
         )
         parts.append(footer)

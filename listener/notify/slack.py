@@ -249,7 +249,7 @@ def build_blocks(alert: AlertMessage) -> list[Block]:
     stamp = int(post.created_at.timestamp())
     utc = post.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
     when = f"<!date^{stamp}^{{date_short_pretty}} {{time}}|{utc}>"
-    facts = f"{escape_mrkdwn(clip(post.source, 100))} · {when} · score {alert.score:.2f}"
+    facts = f"{escape_mrkdwn(clip(post.source, 100))} · {when} · score {alert.score:g}"
     context.append(MarkdownTextObject(text=facts))
     blocks.append(ContextBlock(elements=context))
 
@@ -273,9 +273,9 @@ def _author_line(alert: AlertMessage) -> str:
         return ""
     parts = []
     if author.name and author.handle:
-        parts.append(f"{author.name} (@{author.handle})")
+        parts.append(f"{author.name} (@{author.handle.lstrip('@')})")
     elif author.name or author.handle:
-        parts.append(author.name or f"@{author.handle}")
+        parts.append(author.name or f"@{(author.handle or '').lstrip('@')}")
     if author.followers is not None:
         parts.append(f"{author.followers:,} followers")
     if author.location:
