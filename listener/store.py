@@ -8,8 +8,10 @@ source returns it again.
 
 Delivery claims an outbox row with a conditional UPDATE (`status` and lease checked in the WHERE
 clause, row count must be 1), which is safe with several workers and on SQLite and PostgreSQL
-alike. A claim is a lease: if the process dies mid-send, the row becomes due again when the lease
-expires, so an alert is delivered at least once and a crash costs one duplicate at most.
+alike. Each receiver's rows form a queue: only the first undelivered row of a receiver can be
+claimed, so alerts reach a receiver in the order they were decided, retries included. A claim
+is a lease: if the process dies mid-send, the row becomes due again when the lease expires, so
+an alert is delivered at least once and a crash costs one duplicate at most.
 
 SQLite runs in WAL mode with `busy_timeout` and `foreign_keys` on every connection, and every
 transaction starts with `BEGIN IMMEDIATE`, so a read-then-write never fails on a lock upgrade.
@@ -24,8 +26,20 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, UniqueConstraint, event, func, update
-from sqlmodel import Field, Session, SQLModel, create_engine, select
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    Index,
+    UniqueConstraint,
+    and_,
+    event,
+    exists,
+    func,
+    or_,
+    update,
+)
+from sqlalchemy.orm import aliased
+from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
 from listener.alert import AlertMessage
 from listener.post import Post
@@ -75,7 +89,10 @@ class AlertRow(SQLModel, table=True):
 
 class DeliveryRow(SQLModel, table=True):
     __tablename__ = "outbox"
-    __table_args__ = (UniqueConstraint("alert_id", "receiver"),)
+    __table_args__ = (
+        UniqueConstraint("alert_id", "receiver"),
+        Index("ix_outbox_receiver_queue", "receiver", "status", "id"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     alert_id: int = Field(foreign_key="alerts.id", index=True)
     receiver: str
@@ -368,7 +385,16 @@ class Store:
             return rows
 
 
-def _claimable(now: datetime) -> Any:
-    pending = (DeliveryRow.status == "pending") & (DeliveryRow.next_attempt_at <= now)
-    expired = (DeliveryRow.status == "sending") & (DeliveryRow.lease_until < now)  # type: ignore[operator]
-    return pending | expired
+def _claimable(now: datetime) -> ColumnElement[bool]:
+    """Due now, and first in its receiver's queue: alerts reach each receiver in order, so a
+    row waiting out a Retry-After holds back the rows behind it for the same receiver."""
+    row = DeliveryRow
+    earlier = aliased(DeliveryRow)
+    pending = and_(col(row.status) == "pending", col(row.next_attempt_at) <= now)
+    expired = and_(col(row.status) == "sending", col(row.lease_until) < now)
+    waiting_before = exists().where(
+        col(earlier.receiver) == col(row.receiver),
+        col(earlier.id) < col(row.id),
+        col(earlier.status).in_(("pending", "sending")),
+    )
+    return and_(or_(pending, expired), ~waiting_before)

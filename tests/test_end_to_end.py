@@ -250,3 +250,21 @@ def test_sigterm_stops_the_daemon_cleanly_and_the_outbox_keeps_the_rest(
     assert statuses.get("pending", 0) > 0, "stopped before everything was sent: rows stay pending"
     assert statuses.get("sending", 0) == 0
     assert statuses.get("sent", 0) >= 2
+
+
+def test_slack_429s_and_smtp_4xx_are_waited_out_and_every_alert_arrives_once_in_order(
+    tmp_path: Path, servers
+) -> None:
+    slack, smtp = servers
+    slack.fail_next(3, status=429, retry_after=1)
+    smtp.reply_next(2, "451 4.3.0 try again later")
+    done = run_once(write_config(tmp_path, slack, smtp))
+
+    alerts = alerts_in(tmp_path / "listener.db")
+    ids = [m.metadata["event_payload"]["alert_id"] for m in slack.messages]
+    assert ids == sorted(alerts), "each alert once, in the order it was decided"
+    assert [status for _, status, _ in slack.requests].count(429) == 3
+    urgent = [aid for aid, (*_, level) in alerts.items() if level in ("high", "critical")]
+    assert sorted(post_in_mail(m) for m in smtp.messages) == sorted(alerts[a][0] for a in urgent)
+    assert "retry after 1s" in done.stderr
+    assert "0 failed, 0 left in the outbox" in done.stderr

@@ -182,3 +182,33 @@ def test_two_workers_racing_deliver_each_row_once(tmp_path: Path) -> None:
     assert setup.outbox_counts() == {"sent": 60}
     for s in (setup, *stores):
         s.close()
+
+
+def test_a_row_waiting_out_a_retry_holds_back_its_receivers_later_rows(store: Store) -> None:
+    clock = Clock()
+    store.save_batch("k", None, [decided(n) for n in range(3)], now=clock.now)
+    sink = Sink(errors=[TransportError("429", permanent=False, retry_after=5)])
+    deliverer = Deliverer(store, {"sink": sink}, OutboxSettings(), clock=clock)
+    deliverer.deliver_due()
+    clock.now += timedelta(seconds=2)
+    assert deliverer.deliver_due().sent == 0  # rows 2 and 3 wait behind row 1
+    clock.now += timedelta(seconds=3)
+    assert deliverer.deliver_due().sent == 3
+    assert sink.sent == [1, 2, 3]
+
+
+def test_a_failed_row_does_not_block_the_queue(store: Store) -> None:
+    store.save_batch("k", None, [decided(n) for n in range(2)])
+    sink = Sink(errors=[TransportError("invalid_blocks", permanent=True)])
+    result = Deliverer(store, {"sink": sink}, OutboxSettings()).deliver_due()
+    assert (result.failed, result.sent) == (1, 1)
+    assert sink.sent == [2]
+
+
+def test_one_receivers_trouble_does_not_hold_up_another(store: Store) -> None:
+    store.save_batch("k", None, [decided(n, receivers=("down", "sink")) for n in range(3)])
+    sink = Sink()
+    deliverer = Deliverer(store, {"sink": sink}, OutboxSettings(), unavailable={"down": "no token"})
+    deliverer.deliver_due()
+    assert sink.sent == [1, 2, 3]
+    assert store.outbox_counts() == {"pending": 3, "sent": 3}
