@@ -26,13 +26,13 @@ test: install         ## the whole test suite
 	$(BIN)/pytest
 
 lint: install
-	$(BIN)/ruff check listener tests scripts
-	$(BIN)/ruff format --check listener tests scripts
+	$(BIN)/ruff check listener tests scripts bench
+	$(BIN)/ruff format --check listener tests scripts bench
 	$(BIN)/mypy
 
 format: install
-	$(BIN)/ruff format listener tests scripts
-	$(BIN)/ruff check --fix listener tests scripts
+	$(BIN)/ruff format listener tests scripts bench
+	$(BIN)/ruff check --fix listener tests scripts bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -7,7 +7,6 @@ first tests check that, so a data change shows up as a data failure, not as a ma
 from __future__ import annotations
 
 import importlib.util
-import time
 from pathlib import Path
 
 import pytest
@@ -41,12 +40,10 @@ def names(mentions: list[PlaceMention]) -> list[str]:
 # -- the data ----------------------------------------------------------------------------------
 
 
-def test_the_packaged_file_loads_well_under_a_second() -> None:
-    started = time.perf_counter()
-    loaded = Gazetteer.load()
-    elapsed = time.perf_counter() - started
+def test_the_packaged_file_holds_the_dutch_and_flemish_places() -> None:
+    loaded = Gazetteer.load()  # how fast: bench/startup.py
     assert len(loaded.places) > 10_000
-    assert elapsed < 1.0, f"loading took {elapsed:.2f} s"
+    assert {p.country for p in loaded.places} == {"NL", "BE"}
 
 
 def test_the_default_gazetteer_is_loaded_once_per_process() -> None:

@@ -281,19 +281,22 @@ def client_context(certificate: tuple[Path, Path]) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(certificate[0]))
 
 
+def starttls_notifier(sink: SmtpSink, certificate: tuple[Path, Path]) -> EmailNotifier:
+    """A notifier that logs in as 'webcare' with PASSWORD over STARTTLS, trusting the test cert."""
+    return notifier_for(
+        sink.port,
+        security="starttls",
+        username="webcare",
+        password=PASSWORD,
+        ssl_context=client_context(certificate),
+    )
+
+
 def test_starttls_with_login_delivers(certificate: tuple[Path, Path]) -> None:
     with SmtpSink(
         tls_context=server_context(certificate), credentials={"webcare": PASSWORD}
     ) as sink:
-        notifier = notifier_for(
-            sink.port,
-            security="starttls",
-            username="webcare",
-            password=PASSWORD,
-            ssl_context=client_context(certificate),
-        )
-
-        notifier.send(make_alert())
+        starttls_notifier(sink, certificate).send(make_alert())
 
         [mail] = sink.wait_for(1)
         assert mail.login == "webcare"
@@ -303,13 +306,7 @@ def test_a_wrong_password_is_permanent_and_not_repeated(certificate: tuple[Path,
     with SmtpSink(
         tls_context=server_context(certificate), credentials={"webcare": "other"}
     ) as sink:
-        notifier = notifier_for(
-            sink.port,
-            security="starttls",
-            username="webcare",
-            password=PASSWORD,
-            ssl_context=client_context(certificate),
-        )
+        notifier = starttls_notifier(sink, certificate)
 
         with pytest.raises(TransportError, match="AUTH: 535") as caught:
             notifier.send(make_alert())
