@@ -24,144 +24,43 @@ LEVEL_FLOORS: tuple[tuple[str, float], ...] = (("critical", 70), ("high", 45), (
 class Label:
     name: str
     points: float
-    phrases: tuple[str, ...]
+    phrases: tuple[str, ...]  # anywhere in the folded text
     emoji: tuple[str, ...] = ()
+    openers: tuple[str, ...] = ()  # only at the start of a sentence ('kan ik', 'is er')
 
 
+# fmt: off
 LABELS: tuple[Label, ...] = (
-    Label(
-        "safety",
-        50,
-        (
-            "brand",
-            "rook",
-            "agressie",
-            "agressief",
-            "bedreigd",
-            "bedreiging",
-            "bedreigen",
-            "ongeluk",
-            "politie",
-            "ambulance",
-            "gewond",
-            "vechtpartij",
-            "onveilig",
-            "geslagen",
-            "fire",
-            "smoke",
-            "police",
-            "injured",
-            "threatened",
-            "assault",
-            "unsafe",
-        ),
-        ("🔥", "🚑", "🚓"),
-    ),
-    Label(
-        "outage",
-        25,
-        (
-            "dicht",
-            "gesloten",
-            "storing",
-            "werkt niet",
-            "werkt weer niet",
-            "kapot",
-            "plat",
-            "ligt eruit",
-            "offline",
-            "kan niet inloggen",
-            "inloggen lukt niet",
-            "wifi doet het niet",
-            "closed",
-            "not working",
-            "broken",
-            "outage",
-            "is down",
-        ),
-    ),
-    Label(
-        "complaint",
-        30,
-        (
-            "klacht",
-            "klagen",
-            "slecht",
-            "waardeloos",
-            "belachelijk",
-            "irritant",
-            "boos",
-            "balen",
-            "schandalig",
-            "schande",
-            "alweer",
-            "weer dicht",
-            "wederom",
-            "niet blij",
-            "niet tevreden",
-            "teleurgesteld",
-            "teleurstellend",
-            "ergerlijk",
-            "ergernis",
-            "slechte",
-            "onbeschoft",
-            "kwaad",
-            "terrible",
-            "awful",
-            "annoying",
-            "worst",
-            "ridiculous",
-            "angry",
-            "disappointed",
-            "unacceptable",
-        ),
-        ("😡", "🤬", "😤", "👎", "😠", "🙄"),
-    ),
-    Label(
-        "question",
-        15,
-        (
-            "hoe laat",
-            "wanneer",
-            "waarom",
-            "weet iemand",
-            "weet jij",
-            "kan ik",
-            "mag ik",
-            "kun je",
-            "kunnen jullie",
-            "is er",
-            "how do",
-            "when does",
-            "does anyone",
-            "can i",
-        ),
-    ),
-    Label(
-        "praise",
-        5,
-        (
-            "top",
-            "geweldig",
-            "super",
-            "blij",
-            "dank",
-            "bedankt",
-            "dankjewel",
-            "dankzij",
-            "fijn",
-            "prachtig",
-            "aanrader",
-            "heerlijk",
-            "great",
-            "love",
-            "thanks",
-            "thank you",
-            "awesome",
-        ),
-        ("❤️", "😍", "👍", "🥰", "🙏", "💚"),
-    ),
+    Label("safety", 70, (
+        "brand", "rook", "agressie", "agressief", "bedreigd", "bedreiging", "bedreigen",
+        "ongeluk", "politie", "ambulance", "gewond", "vechtpartij", "onveilig", "geslagen",
+        "fire", "smoke", "police", "injured", "threatened", "assault", "unsafe",
+    ), ("🔥", "🚑", "🚓")),
+    Label("outage", 25, (
+        "dicht", "gesloten", "storing", "werkt niet", "werkt weer niet", "werkt gewoon niet",
+        "doet het niet", "kapot", "plat", "ligt eruit", "offline", "niet inloggen",
+        "inloggen lukt niet", "closed", "not working", "broken", "outage", "is down",
+        "cannot log in", "can t log in",
+    )),
+    Label("complaint", 30, (
+        "klacht", "klagen", "slecht", "waardeloos", "belachelijk", "irritant", "boos", "balen",
+        "schandalig", "schande", "alweer", "weer dicht", "wederom", "niet blij",
+        "niet tevreden", "teleurgesteld", "teleurstellend", "ergerlijk", "ergernis", "slechte",
+        "onbeschoft", "kwaad", "terrible", "awful", "annoying", "worst", "ridiculous", "angry",
+        "disappointed", "unacceptable",
+    ), ("😡", "🤬", "😤", "👎", "😠", "🙄")),
+    Label("question", 15, (
+        "weet iemand", "weet jij", "weten jullie", "hoe laat", "does anyone", "anyone know",
+    ), openers=(
+        "wanneer", "waarom", "hoe", "waar", "kan ik", "mag ik", "kun je", "kunnen jullie",
+        "is er", "zijn jullie", "how", "when", "why", "where", "can i", "is there",
+    )),
+    Label("praise", 5, (
+        "top", "geweldig", "super", "blij", "dank", "bedankt", "dankjewel", "dankzij", "fijn",
+        "prachtig", "aanrader", "heerlijk", "great", "love", "thanks", "thank you", "awesome",
+    ), ("❤️", "😍", "👍", "🥰", "🙏", "💚")),
 )
+# fmt: on
 NEGATIONS = ("niet", "geen", "nooit", "not", "no", "never")
 
 PRIVACY_POINTS = 40
@@ -206,7 +105,7 @@ def score_post(post: Post) -> Urgency:
     reasons: list[str] = []
     total = 0.0
     for label in LABELS:
-        cue = _first_cue(label, padded, post.text)
+        cue = _first_cue(label, padded, post.text) or _opener(label, post.text)
         if label.name == "question" and cue is None and "?" in post.text:
             cue = "?"
         if cue is None:
@@ -225,6 +124,19 @@ def score_post(post: Post) -> Urgency:
     total += _reach(post, reasons)
     score = max(0.0, min(100.0, round(total, 1)))
     return Urgency(score=score, level=level_for(score), labels=labels, reasons=reasons)
+
+
+_SENTENCE_END = re.compile(r"[.!?;:\n]+")
+
+
+def _opener(label: Label, raw: str) -> str | None:
+    """A phrase that opens one of the text's sentences: 'Kan ik …' but not 'Alweer kan ik …'."""
+    for sentence in _SENTENCE_END.split(raw):
+        folded = f"{fold(sentence)} "
+        for opener in label.openers:
+            if folded.startswith(f"{opener} "):
+                return opener
+    return None
 
 
 def _first_cue(label: Label, padded: str, raw: str) -> str | None:

@@ -32,6 +32,10 @@ def post(text: str, followers: int | None = None, engagement: Engagement | None 
         ("Bel me op 06-12345678 over mijn pas", ["privacy"]),
         ("mijn mail is jan.jansen@example.nl", ["privacy"]),
         ("Gewoon een mededeling over de bieb", []),
+        ("Kan ik morgen mijn boeken ophalen", ["question"]),
+        ("Top, dank je. Waar is de ingang", ["question", "praise"]),
+        ("Alweer kan ik niet inloggen, de app werkt gewoon niet", ["outage", "complaint"]),
+        ("Iemand bedreigd bij de bieb, politie is er nu", ["safety"]),
     ],
 )
 def test_labels_come_from_the_lexicon(text: str, labels: list[str]) -> None:
@@ -47,6 +51,10 @@ def test_every_point_has_a_reason() -> None:
     ]
     assert urgency.score == 70
     assert urgency.level == "critical"
+
+
+def test_a_safety_incident_is_critical_on_its_own() -> None:
+    assert score_post(post("Brand in de bibliotheek!")).level == "critical"
 
 
 def test_privacy_reasons_never_contain_the_value_found() -> None:
