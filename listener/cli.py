@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+from sqlalchemy.exc import SQLAlchemyError
 
 from listener import __version__
 from listener.config import Config, ConfigError, load_config
@@ -87,7 +88,12 @@ def run(
 
     cfg = _load(config)
     _setup_logging(cfg.main.log_level)
-    daemon = Daemon.from_config(cfg, console=alerts_out)
+    try:
+        daemon = Daemon.from_config(cfg, console=alerts_out)
+    except (SQLAlchemyError, ImportError) as exc:
+        reason = getattr(exc, "orig", None) or exc
+        err.print(Text(f"cannot open the database {_safe_url(cfg.database_url)}: {reason}"))
+        raise typer.Exit(1) from None
 
     def _stop(signum: int, _frame: object) -> None:
         logging.getLogger("listener").info("signal %s: stopping", signal.Signals(signum).name)
@@ -124,7 +130,7 @@ def check(config: ConfigOption = DEFAULT_CONFIG) -> None:
 
     branches = sum(len(o.branches) for o in cfg.organisations.values())
     out.print(Text(f"config {cfg.path}: OK", style="bold green"))
-    out.print(Text(f"  database: {_safe_url(cfg.main.database)}"))
+    out.print(Text(f"  database: {_safe_url(cfg.database_url)}"))
     out.print(Text(f"  organisations: {len(cfg.organisations)}, branches: {branches}"))
     for org in cfg.organisations.values():
         names = ", ".join(b.id for b in org.branches) or "no branches"

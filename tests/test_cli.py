@@ -125,3 +125,22 @@ def test_every_command_and_option_is_in_the_readme() -> None:
                 if opt.startswith("--") and opt != "--help":
                     assert opt in heading or opt in section, f"{name} {opt} not in README"
     assert re.search(r"```sh\nmake run .*\nmake test", readme), "the first screen's two commands"
+
+
+def test_run_says_plainly_when_the_database_cannot_be_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LISTENER_DATABASE", f"sqlite:///{tmp_path}/no/such/dir/listener.db")
+    code, output = invoke("run", "--once", "--config", CONFIG)
+    assert code == 1
+    assert "cannot open the database sqlite:///" in output
+    assert "unable to open database file" in output
+    assert "Traceback" not in output
+
+
+def test_a_database_password_is_never_printed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LISTENER_DATABASE", "postgresql://listener:s3cret@127.0.0.1:1/db")
+    code, output = invoke("run", "--once", "--config", CONFIG)
+    assert code == 1
+    assert "s3cret" not in output
+    assert "listener:***@127.0.0.1" in output
