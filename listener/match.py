@@ -23,32 +23,21 @@ from listener.text import fold
 
 #: Words that show 'bibliotheek'/'library' is used in another sense (software, games, media).
 SENSE_CUES: tuple[str, ...] = (
-    "steam",
-    "steambibliotheek",
-    "game",
-    "games",
-    "gaming",
-    "playstation",
-    "xbox",
-    "nintendo",
-    "python",
-    "npm",
-    "pip install",
-    "java",
-    "javascript",
-    "github",
-    "software",
-    "spotify",
-    "plex",
-    "icloud",
-    "netflix",
-    "fotobibliotheek",
-    "mediabibliotheek",
-    "muziekbibliotheek",
-    "itunes",
-    "alexandrie",
-    "alexandria",
-)
+    # Single words only where they cannot describe a public library's own activities (libraries
+    # host game afternoons, post photos and teach software): otherwise two-word cues.
+    # games and media
+    "steam", "steambibliotheek", "playstation", "xbox", "nintendo", "game library",
+    "games library", "gamebibliotheek", "game bibliotheek", "spotify", "plex", "icloud",
+    "netflix", "itunes", "photo library", "photos library", "fotobibliotheek",
+    "foto bibliotheek", "mediabibliotheek", "muziekbibliotheek",
+    # software
+    "python", "pypi", "npm", "pip install", "java", "javascript", "maven", "github",
+    "software library", "code library", "standard library", "standaardbibliotheek",
+    "standaard bibliotheek",
+    # a room at home, history, and things named after it
+    "bibliotheek thuis", "thuisbibliotheek", "alexandrie", "alexandria", "cafe de bieb",
+    "bar de bieb", "kroeg de bieb",
+)  # fmt: skip
 SHORT_TERM = 4  # folded terms this short or shorter must match exactly
 NEAR_MISS_MARGIN = 12  # fuzzy scores this far under the threshold are reported as near-misses
 
@@ -144,6 +133,8 @@ class SearchMatcher:
                 unique.setdefault(term.folded, term)
         self.terms = list(unique.values())
         self.exclude = [(e, fold(e)) for e in search.exclude if fold(e)]
+        self.sense_cues = [(c, c) for c in SENSE_CUES]
+        self.sense_cues += [(c, fold(c)) for c in search.sense_cues if fold(c)]
         self.handle_keys: dict[str, str] = {}
         if search.kind == "brand" and org is not None:
             for handle in org.handles:
@@ -218,9 +209,9 @@ class SearchMatcher:
             if text.has(folded):
                 return f"excluded by '{original}'"
         if self.search.kind == "local":
-            for cue in SENSE_CUES:
-                if text.has(cue):
-                    return f"another sense of the word ('{cue}')"
+            for original, folded in self.sense_cues:
+                if text.has(folded):
+                    return f"another sense of the word ('{original}')"
         return None
 
     def _find(self, term: Term, text: Text) -> tuple[str, float] | None:

@@ -155,3 +155,24 @@ def test_handles_are_compared_whole_or_by_a_distinctive_account_name() -> None:
     assert handle_keys("biebeemland.bsky.social") == {"biebeemland.bsky.social", "biebeemland"}
     assert handle_keys("@bieb@mastodon.nl") == {"bieb@mastodon.nl"}
     assert mentions("hoi @a_b en @c@d.nl, mail e@f.nl.") == ["a_b", "c@d.nl"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Gamemiddag in de bieb voor kinderen",
+        "Foto's van de opening van de bibliotheek",
+        "Kan ik e-books van de bibliotheek op mijn Kindle lezen?",
+        "Cursus software in de bieb",
+    ],
+)
+def test_a_library_s_own_activities_are_not_taken_for_another_sense(text: str) -> None:
+    assert match(LOCAL, text)[0]
+
+
+def test_a_search_can_add_its_own_sense_cues() -> None:
+    search = Search(id="s", kind="local", terms=["de bieb"], sense_cues=["De Bieb FM"])
+    matched, evidence, _ = match(search, "luister naar De Bieb FM vanavond")
+    assert not matched
+    assert evidence[-1] == "search s: rejected, another sense of the word ('De Bieb FM')"
+    assert match(search, "de bieb is dicht")[0]

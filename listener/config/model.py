@@ -114,6 +114,26 @@ class OutboxSettings(Strict):
     drain_timeout: Duration = timedelta(seconds=60)
 
 
+class GeoSettings(Strict):
+    """Looking up profile locations the offline gazetteer does not know."""
+
+    nominatim: bool = False
+    nominatim_domain: str = "nominatim.openstreetmap.org"
+    nominatim_scheme: Literal["https", "http"] = "https"
+    user_agent: str | None = None  # required when nominatim is on: who you are, with a contact
+    timeout: Duration = timedelta(seconds=10)
+    min_interval: Duration = timedelta(seconds=1)  # Nominatim's policy: one request a second
+
+    @model_validator(mode="after")
+    def _identify(self) -> GeoSettings:
+        if self.nominatim and not (self.user_agent and "@" in self.user_agent):
+            raise ValueError(
+                "nominatim needs user_agent with a contact address, e.g. "
+                "'listener (webcare@bibliotheek.example)'"
+            )
+        return self
+
+
 class MainFile(Strict):
     """`config.toml`: where things are and how to reach the outside world."""
 
@@ -127,6 +147,7 @@ class MainFile(Strict):
     slack: SlackSettings | None = None
     email: EmailSettings | None = None
     outbox: OutboxSettings = OutboxSettings()
+    geo: GeoSettings = GeoSettings()
 
     @field_validator("timezone")
     @classmethod
@@ -151,6 +172,9 @@ class Branch(Strict):
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
     radius_km: float = Field(3.0, gt=0, le=200)
+    # A polygon instead of the radius: "gemeente:GM0307" or "gemeente:Amersfoort" (the
+    # municipality, shipped with listener) or a GeoJSON file relative to the queries folder.
+    area: str | None = None
 
 
 class Organisation(Strict):
@@ -180,6 +204,7 @@ class Search(Strict):
     sources: list[str] = []
     interval: Duration | None = None
     languages: list[str] = []
+    sense_cues: list[str] = []  # more words that show another sense of the terms (local searches)
 
     @model_validator(mode="after")
     def _needs_something_to_find(self) -> Search:
