@@ -204,6 +204,47 @@ def classify(
         raise typer.Exit(1)
 
 
+@app.command()
+def backtest(
+    posts: Annotated[Path, typer.Option("--posts", help="Canonical posts, one JSON a line.")],
+    truth: Annotated[
+        Path, typer.Option("--truth", help="The right answers: {id, org, branch} a line.")
+    ],
+    config: ConfigOption = DEFAULT_CONFIG,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="The figures and mistakes as JSON.")
+    ] = False,
+) -> None:
+    """Score listener against a truth file, beside keyword-only and radius-only baselines."""
+    from listener.backtest import BacktestError, read_posts, read_truth
+    from listener.backtest import backtest as run_backtest
+    from listener.pipeline import Classifier
+
+    cfg = _load(config)
+    try:
+        report = run_backtest(Classifier(cfg), read_posts(posts), read_truth(truth))
+    except BacktestError as exc:
+        err.print(Text(str(exc)))
+        raise typer.Exit(1) from None
+    if as_json:
+        out.print(json.dumps(report.as_dict(), ensure_ascii=False), markup=False)
+        return
+    out.print(Text(f"{report.posts} posts, {report.about_an_organisation} about an organisation"))
+    table = Table("system", "precision", "recall", "F1", "branch accuracy")
+    for name, scores in report.systems.items():
+        branch = f"{scores.branch_accuracy:.3f} ({scores.branch_right}/{scores.branch_total})"
+        table.add_row(
+            name, f"{scores.precision:.3f}", f"{scores.recall:.3f}", f"{scores.f1:.3f}", branch
+        )
+    out.print(table)
+    out.print(Text(f"listener's mistakes: {len(report.mistakes)}", style="bold"))
+    for m in report.mistakes:
+        out.print(Text(f"  {m.kind}: {m.id}: got {m.got}, expected {m.expected}"))
+        out.print(Text(f"      {m.text}", style="dim"))
+        for line in m.evidence:
+            out.print(Text(f"      - {line}", style="dim"))
+
+
 @app.command("try")
 def try_text(
     text: Annotated[str, typer.Argument(help="The post text to try.")],

@@ -16,8 +16,9 @@ from typing import Any
 
 from listener.alert import AlertMessage
 from listener.config import Config
+from listener.geo.areas import Area, AreaIndex, BranchHit, load_area
 from listener.geo.gazetteer import Gazetteer, default_gazetteer
-from listener.geo.locate import Area, Located, locate
+from listener.geo.locate import Geocode, Located, locate
 from listener.match import SearchMatcher, Text, normal_handle
 from listener.post import Post
 from listener.route import route
@@ -68,18 +69,38 @@ class _Candidate:
 
 
 class Classifier:
-    def __init__(self, config: Config, gazetteer: Gazetteer | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        gazetteer: Gazetteer | None = None,
+        geocode: Geocode | None = None,
+    ) -> None:
         self.config = config
         self.gazetteer = gazetteer or default_gazetteer()
+        self.geocode = geocode
         self.matchers = [
             SearchMatcher(s, config.organisations.get(s.org) if s.org else None)
             for s in config.searches
         ]
         self.areas_by_org: dict[str, list[Area]] = {
-            org.id: [Area(org.id, b.id, b.name, b.lat, b.lon, b.radius_km) for b in org.branches]
+            org.id: [
+                Area(
+                    org.id,
+                    b.id,
+                    b.name,
+                    b.lat,
+                    b.lon,
+                    b.radius_km,
+                    polygon=load_area(b.area, config.queries_dir) if b.area else None,
+                )
+                for b in org.branches
+            ]
             for org in config.organisations.values()
         }
         self.all_areas = [a for areas in self.areas_by_org.values() for a in areas]
+        self.index_by_org = {org: AreaIndex(areas) for org, areas in self.areas_by_org.items()}
+        self.all_index = AreaIndex(self.all_areas)
+        self._no_areas = AreaIndex(())
         self.org_of_handle = {
             normal_handle(h): org.id for org in config.organisations.values() for h in org.handles
         }
@@ -105,8 +126,12 @@ class Classifier:
                 decision.evidence += result.evidence  # rejections say why
                 continue
             if search.org not in located_cache:
-                areas = self.areas_by_org.get(search.org, []) if search.org else self.all_areas
-                located_cache[search.org] = locate(post, areas, self.gazetteer)
+                index = (
+                    self.index_by_org.get(search.org, self._no_areas)
+                    if search.org
+                    else self.all_index
+                )
+                located_cache[search.org] = locate(post, index, self.gazetteer, self.geocode)
             located = located_cache[search.org]
             hit = located.branch
             if search.kind == "brand":
@@ -161,6 +186,10 @@ class Classifier:
         decision.urgency, decision.score = urgency.level, urgency.score
         decision.labels, decision.reasons = urgency.labels, urgency.reasons
         return decision
+
+    def areas_containing(self, lat: float, lon: float) -> list[BranchHit]:
+        """Every branch area holding the point, nearest branch first."""
+        return self.all_index.containing(lat, lon)
 
     def _own_org(self, post: Post) -> str | None:
         """The organisation whose own account wrote the post, if any."""

@@ -168,3 +168,19 @@ def test_check_warns_about_a_missing_replay_file(tmp_path: Path) -> None:
     code, output = check(config)
     assert code == 0
     assert f"warning: replay file {tmp_path}/posts.jsonl does not exist (yet)" in output
+
+
+def test_a_branch_area_that_does_not_load_is_named(tmp_path: Path) -> None:
+    queries = queries_with("radius_km = 2.5 }", 'radius_km = 2.5, area = "gemeente:Leusdn" }')
+    code, output = check(write_setup(tmp_path, queries=queries))
+    assert code == 1
+    assert (
+        f"{tmp_path}/queries/eemland.toml:8: organisations[eemland].branches[leusden].area: "
+        "unknown municipality 'Leusdn'"
+    ) in output
+
+
+def test_a_branch_may_serve_a_whole_municipality(tmp_path: Path) -> None:
+    queries = queries_with("radius_km = 2.5 }", 'radius_km = 2.5, area = "gemeente:Leusden" }')
+    code, output = check(write_setup(tmp_path, queries=queries))
+    assert code == 0, output

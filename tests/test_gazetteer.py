@@ -11,15 +11,26 @@ from pathlib import Path
 
 import pytest
 
-from listener.geo.gazetteer import Gazetteer, PlaceMention, default_gazetteer
+from listener.geo.gazetteer import (
+    REGION_KINDS,
+    Gazetteer,
+    PlaceMention,
+    default_gazetteer,
+    load_abbreviations,
+)
 from listener.text import words
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_TSV = REPO.parent / "shared" / "data" / "nl-be-places.tsv"
 PACKAGED = REPO / "listener" / "geo" / "data" / "places.tsv.gz"
 BUILD_SCRIPT = REPO / "scripts" / "build_gazetteer.py"
+ABBREVIATIONS = REPO / "listener" / "geo" / "data" / "abbreviations.tsv"
 
 AMERSFOORT = 2759821
+AMSTERDAM = 2759794
+ROTTERDAM = 2747891
+UTRECHT = 2745912
+DORDRECHT = 2756669
 LEUSDEN = 2751687
 DEN_BOSCH = 2747351
 BERGEN_NH = 2759154
@@ -82,6 +93,15 @@ def test_load_reads_a_file_given_by_path() -> None:
         "Bergen",
         "Mechelen",
         "Zwolle",
+        "Lent",
+        "Born",
+        "Echt",
+        "Ede",
+        "Alkmaar",
+        "Venlo",
+        "Zutphen",
+        "Achterveld",
+        "Soest",
     ],
 )
 def test_the_names_these_tests_use_are_in_the_data(gazetteer: Gazetteer, name: str) -> None:
@@ -152,8 +172,9 @@ def test_districts_are_places(gazetteer: Gazetteer) -> None:
 
 def test_start_counts_the_words_of_the_folded_text(gazetteer: Gazetteer) -> None:
     text = "Wéér dicht!! 😡 #bieb in A'foort... nee: in Leusden"
-    [mention] = gazetteer.find_in_text(text)
-    assert words(text)[mention.start] == "leusden"
+    afoort, leusden = gazetteer.find_in_text(text)
+    assert words(text)[afoort.start : afoort.start + 2] == ["a", "foort"]
+    assert words(text)[leusden.start] == "leusden"
 
 
 # -- fuzzy names -------------------------------------------------------------------------------
@@ -335,3 +356,248 @@ def test_a_profile_qualifier_is_reported(gazetteer: Gazetteer) -> None:
     mention = gazetteer.lookup("Utrecht, NL")
     assert mention is not None
     assert mention.qualifier == "NL"
+
+
+def test_a_qualifier_may_follow_in_or_in_de_for_a_shared_name(gazetteer: Gazetteer) -> None:
+    [mention] = gazetteer.find_in_text("de bieb in Bergen in Limburg")
+    assert mention.place.geonameid == BERGEN_L
+    assert mention.qualifier == "Limburg"
+
+
+@pytest.mark.parametrize(
+    ("text", "geonameid"),
+    [
+        ("de bieb in Hengelo in de Achterhoek", HENGELO_GLD),
+        ("de bieb in Hengelo (Achterhoek)", HENGELO_GLD),
+        ("de bieb in Hengelo Twente", HENGELO_OV),
+    ],
+)
+def test_a_region_that_lies_in_one_province_qualifies_as_that_province(
+    gazetteer: Gazetteer, text: str, geonameid: int
+) -> None:
+    [mention] = gazetteer.find_in_text(text)
+    assert mention.place.geonameid == geonameid
+
+
+def test_every_reading_of_a_shared_name_is_kept_best_first(gazetteer: Gazetteer) -> None:
+    [mention] = gazetteer.find_in_text("de bieb in Hengelo")
+    assert [p.geonameid for p in mention.readings] == [HENGELO_OV, HENGELO_GLD]
+    [mention] = gazetteer.find_in_text("de bieb in Hengelo Gelderland")  # chosen by qualifier
+    assert mention.place.geonameid == HENGELO_GLD
+    assert [p.geonameid for p in mention.readings] == [HENGELO_OV, HENGELO_GLD]
+
+
+# -- names that are also common words (the issue's list) ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "place"),
+    [
+        ("de bieb in Lent", "Lent"),
+        ("de bieb in Born", "Born"),
+        ("de bieb in Echt", "Echt"),
+        ("de bieb in Ede", "Ede"),
+        ("de bieb in Best", "Best"),
+        ("de bieb in Made", "Made"),
+    ],
+)
+def test_a_common_word_place_after_a_place_preposition_is_a_place(
+    gazetteer: Gazetteer, text: str, place: str
+) -> None:
+    assert names(gazetteer.find_in_text(text)) == [place]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Lent begins next week",
+        "I was born and raised here",
+        "echt waar, de bieb is dicht",
+        "mede dankzij de bieb",
+        "made my day",
+    ],
+)
+def test_a_common_word_place_without_support_is_no_place(gazetteer: Gazetteer, text: str) -> None:
+    assert gazetteer.find_in_text(text) == []
+
+
+# -- abbreviations and spellings ---------------------------------------------------------------
+
+
+def test_the_abbreviation_table_has_rows_and_each_names_its_place_by_name_and_id() -> None:
+    rows = load_abbreviations()
+    assert len(rows) >= 10
+    for row in rows:  # Gazetteer() raises for a row whose id and name do not agree
+        assert row.support in {"always", "context", "cue"}
+    loaded = Gazetteer.load(abbreviations=ABBREVIATIONS)
+    assert loaded.find_in_text("naar A'foort")[0].place.geonameid == AMERSFOORT
+
+
+def test_the_abbreviation_table_adds_only_spellings_the_data_lacks(tmp_path: Path) -> None:
+    header = tmp_path / "none.tsv"
+    header.write_text("written\tplace\tgeonameid\tsupport\n", encoding="utf-8")
+    without = Gazetteer.load(abbreviations=header)
+    rows = load_abbreviations()
+    assert [row.written for row in rows if without.candidates(row.written)] == []
+    folded = [" ".join(words(row.written)) for row in rows]
+    assert len(folded) == len(set(folded)), "two rows fold to the same name"
+
+
+def test_an_abbreviation_whose_place_does_not_match_its_id_is_refused(tmp_path: Path) -> None:
+    table = tmp_path / "bad.tsv"
+    table.write_text(
+        f"written\tplace\tgeonameid\tsupport\nAdam\tRotterdam\t{AMSTERDAM}\talways\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ValueError, match="abbreviation 'Adam': no place 'Rotterdam'"):
+        Gazetteer.load(abbreviations=table)
+
+
+@pytest.mark.parametrize(
+    ("text", "geonameid"),
+    [
+        ("de bieb in A'foort", AMERSFOORT),
+        ("de bieb in A-foort", AMERSFOORT),
+        ("de bieb in Afoort", AMERSFOORT),
+        ("gisteren in A'dam", AMSTERDAM),
+        ("gisteren in Adam", AMSTERDAM),
+        ("Mokum ❤️", AMSTERDAM),  # a GeoNames alternate name
+        ("de bieb in R'dam", ROTTERDAM),
+        ("Rdam centrum", ROTTERDAM),
+        ("de bieb in Utreg", UTRECHT),
+        ("terug naar Dordt", DORDRECHT),  # a GeoNames alternate name
+        ("vandaag naar Den Bosch", DEN_BOSCH),  # a GeoNames alternate name
+        ("vandaag naar 's-Hertogenbosch", DEN_BOSCH),
+    ],
+)
+def test_abbreviations_and_other_spellings_find_their_place(
+    gazetteer: Gazetteer, text: str, geonameid: int
+) -> None:
+    [mention] = gazetteer.find_in_text(text)
+    assert mention.place.geonameid == geonameid
+    assert mention.score == 100
+
+
+def test_an_apostrophe_abbreviation_is_written_as_it_appeared(gazetteer: Gazetteer) -> None:
+    [mention] = gazetteer.find_in_text("de bieb in A'foort is dicht")
+    assert mention.written == "A'foort"
+
+
+@pytest.mark.parametrize("text", ["ik sprak Adam gisteren", "Adam zegt dat de bieb dicht is"])
+def test_adam_is_a_first_name_unless_a_place_preposition_precedes_it(
+    gazetteer: Gazetteer, text: str
+) -> None:
+    assert gazetteer.find_in_text(text) == []
+
+
+# -- negation ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "negation"),
+    [
+        ("niet die in Leusden", "niet"),
+        ("Niet in Leusden!", "Niet"),
+        ("not the one in Leusden", "not"),
+        ("geen Leusden", "geen"),
+        ("nooit in Leusden geweest", "nooit"),
+    ],
+)
+def test_a_place_after_a_negation_in_the_same_clause_is_negated(
+    gazetteer: Gazetteer, text: str, negation: str
+) -> None:
+    [mention] = gazetteer.find_in_text(text)
+    assert mention.place.geonameid == LEUSDEN
+    assert mention.negation == negation
+
+
+def test_only_the_place_before_maar_is_negated(gazetteer: Gazetteer) -> None:
+    leusden, amersfoort = gazetteer.find_in_text("niet in Leusden maar in Amersfoort")
+    assert leusden.negation == "niet"
+    assert amersfoort.negation is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "niet open, de bieb in Leusden",  # punctuation ends the clause
+        "niet in Utrecht, wel in Leusden",
+        "geen bieb in Leusden",  # 'bieb' is no small word: this is about Leusden
+        "de bieb in Leusden is niet open",  # the negation comes after
+        "ik ben niet naar de bieb in Leusden geweest",
+        "niet met de auto naar Leusden",  # too far: 'met' is no small word
+    ],
+)
+def test_a_negation_outside_the_clause_or_not_right_before_the_place_does_not_negate_it(
+    gazetteer: Gazetteer, text: str
+) -> None:
+    leusden = [m for m in gazetteer.find_in_text(text) if m.place.geonameid == LEUSDEN]
+    assert len(leusden) == 1
+    assert leusden[0].negation is None
+
+
+def test_a_negated_profile_place_is_not_the_profile_location(gazetteer: Gazetteer) -> None:
+    mention = gazetteer.lookup("Amersfoort, niet Leusden")
+    assert mention is not None and mention.place.geonameid == AMERSFOORT
+    assert gazetteer.lookup("niet Leusden") is None
+
+
+# -- regions -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("location", "kind"),
+    [
+        ("Twente", "region"),
+        ("Veluwe", "region"),
+        ("Randstad", "region"),
+        ("Achterhoek", "region"),
+        ("Noord-Holland", "province"),
+        ("Gelderland", "province"),
+        ("Brabant", "province"),
+        ("Nederland", "country"),
+        ("Spanje", "abroad"),
+    ],
+)
+def test_a_profile_location_naming_a_region_is_a_region_not_a_place(
+    gazetteer: Gazetteer, location: str, kind: str
+) -> None:
+    assert gazetteer.lookup(location) is None
+    region = gazetteer.region(location)
+    assert region is not None
+    assert (region.written, region.kind) == (location, kind)
+
+
+def test_noord_holland_is_the_province_not_the_hamlet_noord(gazetteer: Gazetteer) -> None:
+    assert gazetteer.candidates("Noord")  # there are hamlets called Noord
+    assert gazetteer.lookup("Noord-Holland") is None
+    scan = gazetteer.scan("de bieb in Noord-Holland")
+    assert scan.places == []
+    assert [r.written for r in scan.regions] == ["Noord-Holland"]
+
+
+def test_a_province_that_is_also_a_city_is_the_city(gazetteer: Gazetteer) -> None:
+    assert "utrecht" in REGION_KINDS
+    mention = gazetteer.lookup("Utrecht")
+    assert mention is not None and mention.place.geonameid == UTRECHT
+    assert gazetteer.region("Utrecht") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "regions"),
+    [
+        ("de bieb in Twente is dicht", ["Twente"]),
+        ("een dagje op de veluwe", ["veluwe"]),
+        ("ik gooi het boek weg", []),  # 'gooi' is a verb here: no capital, no preposition
+        ("zie https://twente.nl/bieb", []),
+    ],
+)
+def test_regions_in_running_text_need_a_capital_or_a_preposition(
+    gazetteer: Gazetteer, text: str, regions: list[str]
+) -> None:
+    assert [r.written for r in gazetteer.scan(text).regions] == regions
+
+
+def test_a_region_is_never_fuzzy_matched_to_a_place(gazetteer: Gazetteer) -> None:
+    assert gazetteer.lookup("Twente") is None
+    assert gazetteer.find_in_text("de bieb in Twente") == []

@@ -1,20 +1,26 @@
-"""Locating posts: coordinates, then places in the text, then the profile; branches by distance."""
+"""Locating posts: coordinates, then places in the text, then the profile; branches by area.
+
+Every place name used here is in the packaged gazetteer (tests/test_gazetteer.py checks the names
+it relies on); distances are computed from the data, never typed in.
+"""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 from geopy.distance import geodesic
 
-from listener.geo.gazetteer import Gazetteer, default_gazetteer
-from listener.geo.locate import Area, Located, locate
+from listener.geo.areas import load_area
+from listener.geo.gazetteer import Gazetteer, PlaceMention, default_gazetteer
+from listener.geo.locate import Area, AreaIndex, Located, locate
 from listener.post import Author, Geo, Post
 
 AMERSFOORT = Area("eemland", "amersfoort-centrum", "Amersfoort Centrum", 52.1561, 5.3878, 5)
 LEUSDEN = Area("eemland", "leusden", "Leusden", 52.1290, 5.4300, 3)
 ZWOLLE = Area("stadkamer", "zwolle", "Zwolle Centrum", 52.5125, 6.0944, 4)
-AREAS = (AMERSFOORT, LEUSDEN, ZWOLLE)
+AREAS = AreaIndex((AMERSFOORT, LEUSDEN, ZWOLLE))
 
 
 @pytest.fixture(scope="module")
@@ -159,23 +165,307 @@ def test_a_misspelt_place_says_it_was_matched_fuzzily(gazetteer: Gazetteer) -> N
     assert located.location.description.startswith("text names 'Leusen' → Leusden (fuzzy 9")
 
 
-def test_an_ambiguous_place_says_which_reading_it_took(gazetteer: Gazetteer) -> None:
+def test_without_areas_a_post_is_still_located(gazetteer: Gazetteer) -> None:
+    located = locate(post("de bieb in Leusden"), AreaIndex(()), gazetteer)
+    assert located.location is not None
+    assert located.branch is None and located.nearest is None
+    assert located.evidence[0] == "text names Leusden (exact); no branch areas to compare with"
+
+
+def test_the_nearest_branch_is_kept_even_when_the_point_is_inside_another(
+    gazetteer: Gazetteer,
+) -> None:
+    located = locate(post("de bieb in Zwolle"), AREAS, gazetteer)
+    assert located.nearest is not None and located.branch is not None
+    assert located.nearest.area is ZWOLLE
+
+
+# -- same-named places -------------------------------------------------------------------------
+
+
+def test_an_ambiguous_place_without_other_evidence_is_read_by_size_and_says_so(
+    gazetteer: Gazetteer,
+) -> None:
     located = locate(post("de bieb in Bergen"), AREAS, gazetteer)
-    assert "Bergen: took Bergen (Noord-Holland), 2 other places share the name" in (
-        located.evidence
-    )
+    assert (
+        "Bergen: took Bergen (Noord-Holland), nothing else named nearby, so the Dutch reading "
+        "of the highest rank and size; 2 other places share the name"
+    ) in located.evidence
 
 
 def test_a_qualifier_says_it_chose_the_reading(gazetteer: Gazetteer) -> None:
     located = locate(post("de bieb in Hengelo Gelderland"), AREAS, gazetteer)
     assert (
-        "Hengelo: took Hengelo (Gelderland) by the qualifier 'Gelderland', "
+        "Hengelo: took Hengelo (Gelderland), by the qualifier 'Gelderland'; "
         "1 other place shares the name"
     ) in located.evidence
 
 
-def test_without_areas_a_post_is_still_located(gazetteer: Gazetteer) -> None:
-    located = locate(post("de bieb in Leusden"), [], gazetteer)
+def test_another_place_named_in_the_text_chooses_the_reading_nearest_to_it(
+    gazetteer: Gazetteer,
+) -> None:
+    located = locate(post("de bieb in Bergen, vlakbij Venlo"), AREAS, gazetteer)
+    assert located.location is not None and located.location.mention is not None
+    assert located.location.mention.place.label() == "Bergen (Limburg)"
+    assert (
+        "Bergen: took Bergen (Limburg), nearest to Venlo named in the text; "
+        "2 other places share the name"
+    ) in located.evidence
+
+
+def test_the_issues_example_bergen_near_alkmaar_names_its_reason(gazetteer: Gazetteer) -> None:
+    located = locate(post("Van Alkmaar naar de bieb in Bergen"), AREAS, gazetteer)
+    assert (
+        "Bergen: took Bergen (Noord-Holland), nearest to Alkmaar named in the text; "
+        "2 other places share the name"
+    ) in located.evidence
+
+
+def test_the_profile_location_chooses_the_reading_nearest_to_it(gazetteer: Gazetteer) -> None:
+    located = locate(post("de bieb in Hengelo", profile="Zutphen"), AREAS, gazetteer)
+    assert located.location is not None and located.location.mention is not None
+    assert located.location.how == "text"
+    assert located.location.mention.place.label() == "Hengelo (Gelderland)"
+    assert (
+        "Hengelo: took Hengelo (Gelderland), nearest to the profile location Zutphen; "
+        "1 other place shares the name"
+    ) in located.evidence
+
+
+def test_the_post_coordinates_choose_the_reading_of_a_name_in_the_text(
+    gazetteer: Gazetteer,
+) -> None:
+    gld = next(p for p in gazetteer.candidates("Hengelo") if p.admin1 == "Gelderland")
+    located = locate(post("de bieb in Hengelo", geo=(gld.lat, gld.lon)), AREAS, gazetteer)
+    assert (
+        "Hengelo: took Hengelo (Gelderland), nearest to the post coordinates; "
+        "1 other place shares the name"
+    ) in located.evidence
+
+
+def test_evidence_far_from_every_reading_leaves_the_reading_by_size(gazetteer: Gazetteer) -> None:
+    [bergen, *_] = gazetteer.candidates("Bergen")
+    assert place_km(gazetteer, "Groningen", Area("x", "x", "x", bergen.lat, bergen.lon, 1)) > 50
+    located = locate(post("de bieb in Bergen", profile="Groningen"), AREAS, gazetteer)
+    assert any(
+        line.startswith("Bergen: took Bergen (Noord-Holland), nothing else named nearby")
+        for line in located.evidence
+    )
+
+
+# -- negation ----------------------------------------------------------------------------------
+
+
+def test_a_negated_place_is_not_evidence_and_the_profile_locates_the_post(
+    gazetteer: Gazetteer,
+) -> None:
+    located = locate(post("niet die in Leusden", profile="Amersfoort"), AREAS, gazetteer)
+    assert located.location is not None and located.location.how == "profile"
+    assert branch_id(located) == "amersfoort-centrum"
+    assert "'Leusden' is negated: not used" in located.evidence
+
+
+def test_the_place_after_maar_is_used_and_the_negated_one_is_not(gazetteer: Gazetteer) -> None:
+    located = locate(post("niet in Leusden maar in Amersfoort"), AREAS, gazetteer)
+    assert located.location is not None and located.location.mention is not None
+    assert located.location.mention.place.name == "Amersfoort"
+    assert branch_id(located) == "amersfoort-centrum"
+    assert "'Leusden' is negated: not used" in located.evidence
+
+
+@pytest.mark.parametrize("text", ["not the one in Leusden", "geen Leusden", "niet in Leusden"])
+def test_a_post_naming_only_a_negated_place_is_not_located(gazetteer: Gazetteer, text: str) -> None:
+    located = locate(post(text), AREAS, gazetteer)
+    assert located.location is None
+    assert located.evidence == [
+        "no coordinates, no place named in the text, no usable profile location",
+        "'Leusden' is negated: not used",
+    ]
+
+
+def test_a_negated_place_does_not_choose_the_reading_of_another(gazetteer: Gazetteer) -> None:
+    located = locate(post("de bieb in Bergen, niet in Venlo"), AREAS, gazetteer)
+    assert located.location is not None and located.location.mention is not None
+    assert located.location.mention.place.label() == "Bergen (Noord-Holland)"
+
+
+# -- abbreviations -----------------------------------------------------------------------------
+
+
+def test_an_abbreviation_finds_its_branch_and_shows_what_was_written(
+    gazetteer: Gazetteer,
+) -> None:
+    located = locate(post("de bieb in A'foort is dicht"), AREAS, gazetteer)
+    assert branch_id(located) == "amersfoort-centrum"
     assert located.location is not None
-    assert located.branch is None and located.nearest is None
-    assert located.evidence[0] == "text names Leusden (exact); no branch areas to compare with"
+    assert located.location.description == "text names 'A'foort' → Amersfoort (exact)"
+
+
+# -- regions -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("profile", "line"),
+    [
+        ("Twente", "profile location 'Twente' is a region, too coarse for a branch"),
+        ("Veluwe", "profile location 'Veluwe' is a region, too coarse for a branch"),
+        ("Randstad", "profile location 'Randstad' is a region, too coarse for a branch"),
+        (
+            "Noord-Holland",
+            "profile location 'Noord-Holland' is a province, too coarse for a branch",
+        ),
+        ("Gelderland", "profile location 'Gelderland' is a province, too coarse for a branch"),
+        ("Nederland", "profile location 'Nederland' is a country, too coarse for a branch"),
+        (
+            "Living in Twente",
+            "profile location 'Living in Twente' names the region 'Twente', "
+            "too coarse for a branch",
+        ),
+        ("Spanje", "profile location 'Spanje' is abroad: no branch there"),
+    ],
+)
+def test_a_region_in_the_profile_is_too_coarse_to_place_the_post(
+    gazetteer: Gazetteer, profile: str, line: str
+) -> None:
+    located = locate(post("waarom is de bieb dicht?", profile=profile), AREAS, gazetteer)
+    assert located.location is None
+    assert line in located.evidence
+
+
+def test_a_region_in_the_text_is_too_coarse_to_place_the_post(gazetteer: Gazetteer) -> None:
+    located = locate(post("de bieb in Twente is dicht"), AREAS, gazetteer)
+    assert located.location is None
+    assert "text names the region 'Twente', too coarse for a branch" in located.evidence
+
+
+def test_a_region_in_the_text_leaves_the_profile_to_place_the_post(gazetteer: Gazetteer) -> None:
+    located = locate(post("de bieb op de Veluwe", profile="Amersfoort"), AREAS, gazetteer)
+    assert located.location is not None and located.location.how == "profile"
+    assert "text names the region 'Veluwe', too coarse for a branch" in located.evidence
+
+
+def test_a_place_with_a_region_qualifier_is_read_in_that_province(gazetteer: Gazetteer) -> None:
+    located = locate(post("de bieb in Hengelo in de Achterhoek"), AREAS, gazetteer)
+    assert located.location is not None and located.location.mention is not None
+    assert located.location.mention.place.label() == "Hengelo (Gelderland)"
+
+
+# -- the online geocoder -----------------------------------------------------------------------
+
+
+class FakeGeocoder:
+    """Answers from a dict and records what it was asked."""
+
+    def __init__(self, answers: dict[str, tuple[float, float]]) -> None:
+        self.answers = answers
+        self.asked: list[str] = []
+
+    def __call__(self, location: str) -> PlaceMention | None:
+        self.asked.append(location)
+        if location not in self.answers:
+            return None
+        lat, lon = self.answers[location]
+        place = replace(default_gazetteer().candidates("Leusden")[0], name=location)
+        place = replace(place, lat=lat, lon=lon)
+        return PlaceMention(place, location, 100.0, False, 0, 0)
+
+
+def test_the_geocoder_places_a_profile_location_the_gazetteer_does_not_know(
+    gazetteer: Gazetteer,
+) -> None:
+    geocode = FakeGeocoder({"Qwertyville": (52.13, 5.43)})
+    located = locate(
+        post("waarom is de bieb dicht?", profile="Qwertyville"), AREAS, gazetteer, geocode
+    )
+    assert geocode.asked == ["Qwertyville"]
+    assert located.location is not None and located.location.how == "profile"
+    assert located.location.description == (
+        "profile location 'Qwertyville' → Qwertyville (geocoder)"
+    )
+    assert branch_id(located) == "leusden"
+
+
+@pytest.mark.parametrize(
+    ("text", "profile"),
+    [
+        ("waarom is de bieb dicht?", "Amersfoort"),  # the gazetteer knows it
+        ("waarom is de bieb dicht?", "Twente"),  # a region the gazetteer knows
+        ("de bieb in Leusden is dicht", "Ergens Onbekend"),  # the text places the post
+    ],
+)
+def test_the_geocoder_is_asked_only_when_nothing_else_can_place_the_post(
+    gazetteer: Gazetteer, text: str, profile: str
+) -> None:
+    geocode = FakeGeocoder({})
+    locate(post(text, profile=profile), AREAS, gazetteer, geocode)
+    assert geocode.asked == []
+
+
+def test_a_profile_location_the_geocoder_cannot_find_says_so(gazetteer: Gazetteer) -> None:
+    geocode = FakeGeocoder({})
+    located = locate(post("waarom dicht?", profile="Ergens Onbekend"), AREAS, gazetteer, geocode)
+    assert located.location is None
+    assert "profile location 'Ergens Onbekend': not found by the geocoder either" in (
+        located.evidence
+    )
+
+
+# -- polygon areas -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def polygons(tmp_path_factory: pytest.TempPathFactory) -> AreaIndex:
+    here = tmp_path_factory.mktemp("queries")
+    leusden = Area(
+        "eemland", "leusden", "Leusden", 52.1325, 5.4319, 3, load_area("gemeente:Leusden", here)
+    )
+    return AreaIndex((leusden, ZWOLLE))
+
+
+def test_a_place_inside_a_municipality_area_finds_its_branch(
+    gazetteer: Gazetteer, polygons: AreaIndex
+) -> None:
+    # Achterveld lies in the municipality of Leusden, well outside a 3 km radius of the branch.
+    achterveld = gazetteer.candidates("Achterveld")[0]
+    assert achterveld.gemeente == "Leusden"
+    located = locate(post("de bieb in Achterveld"), polygons, gazetteer)
+    assert branch_id(located) == "leusden"
+    assert located.branch is not None and located.branch.distance_km > 3
+    assert located.evidence[0].endswith("km from branch leusden (its polygon area)")
+
+
+def test_a_place_outside_a_municipality_area_says_how_far_outside(
+    gazetteer: Gazetteer, polygons: AreaIndex
+) -> None:
+    located = locate(post("de bieb in Utrecht"), polygons, gazetteer)
+    assert located.branch is None
+    assert located.evidence[0].startswith("text names Utrecht (exact), ")
+    assert "km from nearest branch leusden: " in located.evidence[0]
+    assert located.evidence[0].endswith("km outside its polygon area")
+
+
+def test_a_profile_qualifier_says_it_chose_the_reading(gazetteer: Gazetteer) -> None:
+    located = locate(post("waarom is de bieb dicht?", profile="Bergen, Limburg"), AREAS, gazetteer)
+    assert located.location is not None and located.location.mention is not None
+    assert located.location.mention.place.label() == "Bergen (Limburg)"
+    assert (
+        "Bergen: took Bergen (Limburg), by the qualifier 'Limburg'; 2 other places share the name"
+        in (located.evidence)
+    )
+
+
+def test_a_name_shared_with_a_hamlet_next_door_is_not_reported_as_ambiguous(
+    gazetteer: Gazetteer,
+) -> None:
+    # 'Leusden' is also an alternate name of Leusden-Zuid, a few km away: the same place here.
+    assert len(gazetteer.candidates("Leusden")) > 1
+    located = locate(post("gisteren in Utrecht, vandaag in Leusden"), AREAS, gazetteer)
+    assert located.location is not None and located.location.mention is not None
+    assert located.location.mention.place.name == "Leusden"
+    assert not any(line.startswith("Leusden: took") for line in located.evidence)
+
+
+def test_a_place_abroad_in_the_text_is_no_branch_area(gazetteer: Gazetteer) -> None:
+    located = locate(post("de bieb in Spanje was beter"), AREAS, gazetteer)
+    assert located.location is None
+    assert "text names 'Spanje', abroad: no branch there" in located.evidence

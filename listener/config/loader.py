@@ -30,6 +30,7 @@ from listener.config.model import (
     Route,
     Search,
 )
+from listener.geo.areas import load_area
 
 #: Source names a search may list: the sources listener has and the names replayed posts carry.
 KNOWN_SOURCES = frozenset(
@@ -143,6 +144,14 @@ def load_config(path: str | Path) -> Config:
         for i, org in enumerate(model.organisations):
             line = lines.line_of(("organisations", i, "id"))
             _add_org(org, query_file, line, organisations, org_where, problems)
+            for j, branch in enumerate(org.branches):
+                if branch.area:
+                    try:
+                        load_area(branch.area, queries_dir)
+                    except ValueError as exc:
+                        line = lines.line_of(("organisations", i, "branches", j, "area"))
+                        field = f"organisations[{org.id}].branches[{branch.id}].area"
+                        problems.append(Problem(query_file, line, field, str(exc)))
         for i, csv_name in enumerate(model.import_csv):
             csv_path = _dir(query_file.parent, csv_name)
             line = lines.line_of(("import_csv", i))

@@ -1,14 +1,21 @@
 """An offline gazetteer of Dutch and Belgian places, and the place finder built on it.
 
 The data is `listener/geo/data/places.tsv.gz` (GeoNames and CBS; see LICENCE.md beside it, made by
-`scripts/build_gazetteer.py`). `Gazetteer.find_in_text` finds the places a post names;
-`Gazetteer.lookup` reads a free-text profile location such as 'Utrecht, NL'.
+`scripts/build_gazetteer.py`), with `listener/geo/data/abbreviations.tsv`, our own table of
+spellings people use that the data lacks ('A'foort', 'R'dam', 'Utreg'). `Gazetteer.find_in_text`
+finds the places a post names; `Gazetteer.lookup` reads a free-text profile location such as
+'Utrecht, NL'; `Gazetteer.scan` and `Gazetteer.region` also report regions.
 
 How a name is found:
 
 * Every name and alternate name is folded with `listener.text.fold` and kept in a dict from folded
   name to the places that carry it. The text is folded the same way and its word n-grams (4 words
   down to 1) are looked up left to right; the longest match wins and matches never overlap.
+  Folding splits 'A'foort' into 'a foort'; the abbreviations are folded too, so they are found
+  as two-word names.
+* An abbreviation says what it needs from the context in its table: `always` nothing ('R'dam'),
+  `context` what a common word needs (below), `cue` a place preposition or library word right
+  before it ('Adam' is a first name too: only 'in Adam', 'naar Adam' count).
 * A municipality row (ADM2) that has a town of the same name in the same municipality is the same
   place as that town: it is folded into the town, which then ranks as a municipality.
 * Some names need support from the context. A name of 3 letters or fewer, or one that is also a
@@ -21,7 +28,10 @@ How a name is found:
   such a word before it. After an article ('in de hoek') only a capital counts ('De Hoek'), and a
   capital followed by another capital is taken for a person ('Mark Rutte').
 * Names of countries, provinces and regions ('Holland', 'Zeeland', 'Engeland', 'Veluwe') are no
-  places unless a town or municipality carries them (Utrecht, Groningen).
+  places unless a town or municipality carries them (Utrecht, Groningen). `scan` reports them as
+  `RegionMention`s (kind province, region, country or abroad) so that the locate stage can say
+  that 'Twente' is too coarse for a branch; in running text a region needs a capital or a place
+  preposition before it ('ik gooi' is no Gooi).
 * Words inside a URL, an e-mail address or an @handle are never part of a name.
 * A single word of 6 letters or more that names no place may be a misspelling: it is compared with
   rapidfuzz against the notable place names (those needing no support, 6 letters or more) that
@@ -29,11 +39,16 @@ How a name is found:
   is a match. In running text the word must be capitalised (not opening a sentence) or follow a
   place preposition or library word, and a common word is never fuzzy-matched.
 * When several places share a name, a qualifier right after it decides ('Hengelo (Gld)',
-  'Bergen NH', 'Utrecht, NL'); otherwise the reading is: Dutch before Belgian, main name before
+  'Bergen NH', 'Utrecht, NL', 'Hengelo in de Achterhoek': a region that lies in one province
+  qualifies as that province); otherwise the reading is: Dutch before Belgian, main name before
   alternate name, then feature rank (PPLC > PPLA > PPLA2 > ADM2 > PPL > PPLX), then population.
-
-Meant to grow: negation, landmarks, municipality polygons and an online geocoder come later; they
-can work on the `PlaceMention`s found here.
+  Every reading stays in `PlaceMention.readings`, so that other evidence (another place named,
+  the profile, the post's coordinates) can choose among them: `listener.geo.locate` does.
+* A place right after a negation in the same clause is marked `negated` ('niet in Leusden',
+  'niet die in Leusden', 'not the one in Leusden', 'geen Leusden'): between the negation and the
+  name there may be up to 3 small words (articles, 'die'/'dat'/'one', place prepositions), and
+  no punctuation or 'maar'/'but' ('niet in Leusden maar in Amersfoort' negates only Leusden).
+  Other words in between end it: 'geen bieb in Leusden' is about Leusden. No parsing beyond that.
 """
 
 from __future__ import annotations
@@ -44,7 +59,7 @@ import io
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
@@ -84,6 +99,9 @@ FEATURE_RANK = {
 }
 
 PLACE_PREPOSITIONS = _wordset("in uit te bij naar van vanuit nabij from near")
+# What an abbreviation in abbreviations.tsv needs from the context (see the module doc).
+SUPPORT_CUE = 3
+ABBREVIATION_SUPPORT = {"always": SUPPORT_NONE, "context": SUPPORT_CONTEXT, "cue": SUPPORT_CUE}
 LIBRARY_WORDS = _wordset("bieb bibliotheek filiaal vestiging")
 CUE_WORDS = PLACE_PREPOSITIONS | LIBRARY_WORDS
 # 'te worden', 'van gisteren': too weak to support a misspelt name.
@@ -124,6 +142,18 @@ COMMON_WORDS = _wordset(
     """
 )
 
+# Negation (see the module doc): the words that negate, the small words that may stand between
+# a negation and the place, and the words that open a new clause.
+NEGATIONS = _wordset("niet geen nooit behalve ipv not no never except")
+NEGATION_REACH = 3  # small words at most between the negation and the name
+NEGATION_FILLERS = (
+    PLACE_PREPOSITIONS
+    | ARTICLES
+    | _wordset("die dat deze daar op aan the one that this a an at to")
+) - NEGATIONS
+CLAUSE_WORDS = _wordset("maar wel want omdat doch echter toch dus but because")
+_CLAUSE_BREAK = frozenset(",;:.!?()[]{}\n–—|")
+
 # Words right after a name that say which of the same-named places is meant.
 _PROVINCES = {
     "Groningen": "gr gn groningen",
@@ -146,6 +176,26 @@ _COUNTRIES = {
     "NL": "nl nederland netherlands the_netherlands holland",
     "BE": "be belgie belgium belgique",
 }
+# Regions that lie in one province: a region, and a qualifier for that province.
+_PROVINCE_REGIONS = {
+    "Groningen": "ommelanden oost_groningen",
+    "Overijssel": "twente salland",
+    "Gelderland": "achterhoek betuwe veluwe liemers de_liemers bommelerwaard rivierenland",
+    "Utrecht": "eemland",
+    "Noord-Holland": "gooi het_gooi kennemerland west_friesland westfriesland zaanstreek",
+    "Zuid-Holland": "bollenstreek drechtsteden alblasserwaard haaglanden voorne_putten",
+    "Zeeland": "walcheren zeeuws_vlaanderen",
+    "Noord-Brabant": "meierij",
+    "Limburg": "zuid_limburg heuvelland",
+}
+_OTHER_REGIONS = (
+    "kempen randstad peel de_peel waddeneilanden hageland pajottenland waasland meetjesland"
+)
+_ABROAD = """
+    afrika amerika azie brazilie canada denemarken duitsland egypte engeland europa frankrijk
+    indie italie malta noorwegen oostenrijk polen rome rusland siberie spanje turkije zweden
+    zwitserland
+"""
 QUALIFIERS: dict[str, tuple[str, str]] = {
     **{
         q.replace("_", " "): ("admin1", province)
@@ -157,20 +207,32 @@ QUALIFIERS: dict[str, tuple[str, str]] = {
         for country, words in _COUNTRIES.items()
         for q in words.split()
     },
+    **{
+        q.replace("_", " "): ("admin1", province)
+        for province, words in _PROVINCE_REGIONS.items()
+        for q in words.split()
+    },
 }
 # Countries, provinces and regions are not points: their names count as places only when a town
 # or municipality carries them (Utrecht, Groningen), not for a hamlet (Holland, Zeeland, Veluwe).
-REGION_NAMES = frozenset(
-    {q for q in QUALIFIERS if len(q) > 3}
-    | _wordset(
-        """
-        achterhoek betuwe gooi kempen randstad twente veluwe
-        afrika amerika azie belgie brazilie canada denemarken duitsland egypte engeland europa
-        frankrijk indie italie malta noorwegen oostenrijk polen rome rusland siberie spanje
-        turkije zweden zwitserland
-        """
-    )
-)
+# Each has a kind, for the evidence: province, region, country or abroad.
+REGION_KINDS: dict[str, str] = {
+    **{q: "province" for q, (field, _) in QUALIFIERS.items() if field == "admin1" and len(q) > 3},
+    **{
+        q.replace("_", " "): "region"
+        for q in (
+            "vlaanderen wallonie brussel "
+            + _OTHER_REGIONS
+            + " "
+            + " ".join(_PROVINCE_REGIONS.values())
+        ).split()
+    },
+    **{q: "country" for q, (field, _) in QUALIFIERS.items() if field == "country" and len(q) > 3},
+    **{q: "abroad" for q in _ABROAD.split()},
+}
+REGION_NAMES = frozenset(REGION_KINDS)
+# Before a region in running text, besides a place preposition: 'op de Veluwe'.
+_REGION_CUES = PLACE_PREPOSITIONS | {"op"}
 # A profile location made only of a place, the words before it from this set and qualifiers
 # after it is about that place: 'wonend in Best', 'Best, NL'.
 _PROFILE_LEAD = CUE_WORDS | _wordset(
@@ -188,6 +250,7 @@ _LINK = re.compile(
 _SENTENCE_END = frozenset(".!?…:;\n")
 _OPENERS = frozenset(" \t\"'“”‘’«»([{#*_-")
 _DATA = "places.tsv.gz"
+_ABBREVIATIONS = "abbreviations.tsv"
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +279,33 @@ class PlaceMention:
     alternatives: int  # how many other places share that name
     start: int  # index of the first word in the folded text (`listener.text.words`)
     qualifier: str | None = None  # the qualifier that chose the place, as written ('Gld')
+    readings: tuple[Place, ...] = ()  # every place of that name, best reading first
+    negation: str | None = None  # the negation before it, as written ('niet'): not evidence
+
+
+@dataclass(frozen=True, slots=True)
+class RegionMention:
+    """A province, region or country named: no point, too coarse for a branch."""
+
+    written: str  # as it appeared ('Twente')
+    kind: str  # province, region, country or abroad
+    start: int  # index of the first word in the folded text
+
+
+@dataclass(frozen=True, slots=True)
+class Scan:
+    places: list[PlaceMention]  # in order of appearance, negated ones too
+    regions: list[RegionMention]
+
+
+@dataclass(frozen=True, slots=True)
+class Abbreviation:
+    """A row of abbreviations.tsv: a spelling people use for a place, and what it needs."""
+
+    written: str  # 'A'foort'
+    place: str  # the place's name in the gazetteer: 'Amersfoort'
+    geonameid: int
+    support: str  # always, context or cue
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,8 +336,12 @@ class _Word:
 class Gazetteer:
     """Places by folded name, with the exact and fuzzy look-ups described in the module doc."""
 
-    def __init__(self, places: Iterable[tuple[Place, Sequence[str]]]) -> None:
-        """Index places given with their alternate names."""
+    def __init__(
+        self,
+        places: Iterable[tuple[Place, Sequence[str]]],
+        abbreviations: Iterable[Abbreviation] = (),
+    ) -> None:
+        """Index places given with their alternate names, and abbreviations of some of them."""
         rows = list(places)
         towns = {
             (fold(p.name), p.gemeente): p
@@ -266,6 +360,23 @@ class Gazetteer:
                 if key and key.count(" ") < MAX_WORDS:
                     seen = names.setdefault(key, {})
                     seen[place] = seen.get(place, True) and via_alt
+        by_id = {place.geonameid: place for place in ranks}
+        curated: dict[str, int] = {}
+        for abbreviation in abbreviations:
+            target = by_id.get(abbreviation.geonameid)
+            if target is None or target.name != abbreviation.place:
+                raise ValueError(
+                    f"abbreviation {abbreviation.written!r}: no place {abbreviation.place!r} "
+                    f"with id {abbreviation.geonameid}"
+                )
+            if abbreviation.support not in ABBREVIATION_SUPPORT:
+                raise ValueError(
+                    f"abbreviation {abbreviation.written!r}: support must be one of "
+                    f"{', '.join(ABBREVIATION_SUPPORT)}, not {abbreviation.support!r}"
+                )
+            key = fold(abbreviation.written)
+            names.setdefault(key, {})[target] = True
+            curated[key] = ABBREVIATION_SUPPORT[abbreviation.support]
         self._entries: dict[str, _Entry] = {}
         self._fuzzy: dict[str, dict[int, list[str]]] = {}
         for key, found in names.items():
@@ -277,22 +388,28 @@ class Gazetteer:
                     key=_reading_order,
                 )
             )
-            entry = _Entry(candidates, _support_needed(key, candidates))
+            needs = curated.get(key, _support_needed(key, candidates))
+            entry = _Entry(candidates, needs)
             self._entries[key] = entry
-            if entry.needs == SUPPORT_NONE and " " not in key and len(key) >= FUZZY_MIN_LETTERS:
+            if (
+                needs == SUPPORT_NONE
+                and key not in curated
+                and " " not in key
+                and len(key) >= FUZZY_MIN_LETTERS
+            ):
                 self._fuzzy.setdefault(key[0], {}).setdefault(len(key), []).append(key)
         self.places = tuple(ranks)
 
     @classmethod
-    def load(cls, path: Path | None = None) -> Gazetteer:
-        """Load the gazetteer from a places.tsv.gz (default: the one shipped in the package)."""
+    def load(cls, path: Path | None = None, abbreviations: Path | None = None) -> Gazetteer:
+        """Load the gazetteer from a places.tsv.gz and an abbreviations.tsv (default: packaged)."""
         if path is None:
             raw = resources.files("listener.geo").joinpath("data", _DATA).read_bytes()
         else:
             raw = Path(path).read_bytes()
         text = gzip.decompress(raw).decode("utf-8")
         reader = csv.DictReader(io.StringIO(text), delimiter="\t", quoting=csv.QUOTE_NONE)
-        return cls(
+        places = (
             (
                 Place(
                     geonameid=int(row["geonameid"]),
@@ -309,6 +426,7 @@ class Gazetteer:
             )
             for row in reader
         )
+        return cls(places, load_abbreviations(abbreviations))
 
     def candidates(self, name: str) -> list[Place]:
         """Every place with this (folded) name, best reading first."""
@@ -316,30 +434,64 @@ class Gazetteer:
         return [c.place for c in entry.candidates] if entry else []
 
     def find_in_text(self, text: str) -> list[PlaceMention]:
-        """The places a text names, in order of appearance, without overlaps."""
+        """The places a text names, in order of appearance, without overlaps (negated too)."""
+        return self.scan(text).places
+
+    def scan(self, text: str) -> Scan:
+        """The places and the regions a text names, in order of appearance."""
         return self._scan(text, profile=False)
 
     def lookup(self, location: str) -> PlaceMention | None:
         """The place a free-text profile location names ('Utrecht, NL'), or None."""
-        found = self._scan(location, profile=True)
+        found = self._scan(location, profile=True).places
+        return next((m for m in found if m.negation is None), None)
+
+    def region(self, location: str) -> RegionMention | None:
+        """The province, region or country a profile location names ('Twente'), or None."""
+        found = self._scan(location, profile=True).regions
         return found[0] if found else None
 
     # -- matching ------------------------------------------------------------------------------
 
-    def _scan(self, text: str, *, profile: bool) -> list[PlaceMention]:
+    def _scan(self, text: str, *, profile: bool) -> Scan:
         words = _tokens(text)
         found: list[PlaceMention] = []
+        regions: list[RegionMention] = []
         i = 0
         while i < len(words):
             match = self._exact(text, words, i, profile) or self._fuzzy_match(
                 text, words, i, profile
             )
-            if match is None:
-                i += 1
-            else:
-                mention, i = match
+            region = self._region(text, words, i, profile)
+            # A longer region wins over a place inside it: 'Noord-Holland' is no hamlet 'Noord'.
+            if region is not None and (match is None or region[1] > _word_count(match[0])):
+                regions.append(region[0])
+                i += region[1]
+            elif match is not None:
+                mention, after = match
+                negation = _negation(text, words, i)
+                if negation is not None:
+                    mention = replace(mention, negation=negation)
                 found.append(mention)
-        return found
+                i = after
+            else:
+                i += 1
+        return Scan(found, regions)
+
+    def _region(
+        self, text: str, words: list[_Word], i: int, profile: bool
+    ) -> tuple[RegionMention, int] | None:
+        """The region named at words[i], with its number of words."""
+        for n in range(min(MAX_WORDS, len(words) - i), 0, -1):
+            span = words[i : i + n]
+            key = " ".join(w.text for w in span)
+            if key not in REGION_KINDS or key in self._entries or any(w.in_link for w in span):
+                continue
+            if not profile and not _region_supported(words, i, n):
+                continue
+            written = text[span[0].start : span[-1].end]
+            return RegionMention(written, REGION_KINDS[key], i), n
+        return None
 
     def _exact(
         self, text: str, words: list[_Word], i: int, profile: bool
@@ -393,8 +545,8 @@ class Gazetteer:
         chosen = candidates[0].place
         qualifier = None
         after = end
-        for k in (2, 1):
-            span = words[end : end + k]
+        for skip, k in _qualifier_spans(words, end, several=len(candidates) > 1):
+            span = words[end + skip : end + skip + k]
             phrase = " ".join(w.text for w in span)
             if len(span) < k or phrase not in QUALIFIERS or any(w.in_link for w in span):
                 continue
@@ -407,7 +559,7 @@ class Gazetteer:
             if fitting and (len(candidates) > 1 or phrase not in self._entries):
                 chosen = fitting[0]
                 qualifier = text[span[0].start : span[-1].end]
-                after = end + k
+                after = end + skip + k
             break
         mention = PlaceMention(
             place=chosen,
@@ -417,6 +569,7 @@ class Gazetteer:
             alternatives=len(candidates) - 1,
             start=i,
             qualifier=qualifier,
+            readings=tuple(c.place for c in candidates),
         )
         return mention, after
 
@@ -425,6 +578,62 @@ class Gazetteer:
 def default_gazetteer() -> Gazetteer:
     """The packaged gazetteer, loaded once per process."""
     return Gazetteer.load()
+
+
+def load_abbreviations(path: Path | None = None) -> list[Abbreviation]:
+    """The rows of an abbreviations.tsv (default: the packaged one); '#' starts a comment line."""
+    if path is None:
+        raw = resources.files("listener.geo").joinpath("data", _ABBREVIATIONS).read_text("utf-8")
+    else:
+        raw = Path(path).read_text(encoding="utf-8")
+    lines = [line for line in raw.splitlines() if line.strip() and not line.startswith("#")]
+    reader = csv.DictReader(lines, delimiter="\t", quoting=csv.QUOTE_NONE)
+    return [
+        Abbreviation(row["written"], row["place"], int(row["geonameid"]), row["support"])
+        for row in reader
+    ]
+
+
+def _word_count(mention: PlaceMention) -> int:
+    """How many words the name (without its qualifier) has in the folded text."""
+    return len(fold(mention.written).split())
+
+
+def _qualifier_spans(words: list[_Word], end: int, *, several: bool) -> list[tuple[int, int]]:
+    """Where a qualifier may stand after a name, as (words skipped, words in the qualifier).
+
+    Right after the name (2 words, then 1); for a name that several places share also after 'in'
+    or 'in de'/'in het': 'Hengelo in de Achterhoek', 'Bergen in Limburg'.
+    """
+    spans = [(0, 2), (0, 1)]
+    if several and end < len(words) and words[end].text == "in" and words[end].plain_gap:
+        skip = 2 if end + 1 < len(words) and words[end + 1].text in ("de", "het") else 1
+        spans += [(skip, 2), (skip, 1)]
+    return spans
+
+
+def _negation(text: str, words: list[_Word], i: int) -> str | None:
+    """The negation before words[i] in the same clause, as written, or None (see the module doc)."""
+    for j in range(i - 1, max(-1, i - 2 - NEGATION_REACH), -1):
+        if _CLAUSE_BREAK.intersection(text[words[j].end : words[j + 1].start]):
+            return None
+        word = words[j]
+        if word.text in NEGATIONS:
+            return text[word.start : word.end]
+        if word.text in CLAUSE_WORDS or word.text not in NEGATION_FILLERS:
+            return None
+    return None
+
+
+def _region_supported(words: list[_Word], i: int, n: int) -> bool:
+    """A region in running text: capitalised, or after a place preposition ('op de veluwe')."""
+    main = [w for w in words[i : i + n] if w.text not in PARTICLES]
+    if main and all(w.capitalised for w in main):
+        return True
+    j = i - 1
+    if j >= 0 and words[j].text in ARTICLES:
+        j -= 1
+    return j >= 0 and words[j].text in _REGION_CUES
 
 
 def _reading_order(candidate: _Candidate) -> tuple[bool, bool, int, int, int]:
@@ -478,6 +687,8 @@ def _supported(words: list[_Word], i: int, n: int, needs: int, profile: bool) ->
         return capitalised and key not in COMMON_WORDS
     if needs == SUPPORT_CAPITAL:
         return capitalised
+    if needs == SUPPORT_CUE:
+        return False
     return capitalised and not span[0].sentence_start
 
 

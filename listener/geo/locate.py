@@ -4,40 +4,62 @@ A post is placed by the strongest evidence it has:
 
 1. its own coordinates;
 2. the places named in its text (the first that lies in some branch area, else the first);
-3. the author's free-text profile location.
+   a negated place ('niet die in Leusden') is no evidence;
+3. the author's free-text profile location, read by the gazetteer or, when the gazetteer does not
+   know it, by the optional `geocode` callable (an online geocoder; it is never asked about a
+   region the gazetteer knows, nor when the text or the coordinates already place the post).
 
 The text wins over the profile: someone from Amersfoort who writes about 'de bieb in Zwolle' is
-placed in Zwolle. The point is then compared with every branch area (a centre and a radius for
-now) by geodesic distance: the nearest area that contains it is the branch, and the nearest area
-of all is kept too, so a place just outside every radius can still be explained. Every step
-leaves a human-readable line in `Located.evidence`.
+placed in Zwolle. A region or province ('Twente', 'Gelderland') is no point: it is reported as
+too coarse for a branch and places nothing.
+
+A name in the text that several places share and that no qualifier decides ('Bergen') takes the
+reading nearest to the other evidence: the unambiguous places named in the same text, then the
+post's coordinates, then the profile location, if one of them lies within `CONTEXT_KM` of a
+reading; otherwise the gazetteer's choice (Dutch before Belgian, then rank and size) stands.
+Readings within `SAME_PLACE_KM` of the gazetteer's choice count as that place (a name that is
+also an alternate name of a hamlet next to it), so context only ever moves a name far.
+Either way the evidence says which reading was taken, why, and that the name was ambiguous.
+
+The point is then looked up in an `AreaIndex` (`listener.geo.areas`): the nearest branch whose
+area holds it is the branch, the nearest branch of all is kept too, and areas just outside are
+near misses, so a place just outside every area can still be explained. Every step leaves a
+human-readable line in `Located.evidence`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Literal
 
 from geopy.distance import geodesic
 
-from listener.geo.gazetteer import Gazetteer, PlaceMention
+from listener.geo.areas import NEAR_MISS_FACTOR, Area, AreaIndex, BranchHit
+from listener.geo.gazetteer import Gazetteer, Place, PlaceMention, RegionMention
 from listener.post import Post
 from listener.text import fold
 
-NEAR_MISS_FACTOR = 2.0  # a location within this many radii of a branch is a near miss
+__all__ = [
+    "CONTEXT_KM",
+    "NEAR_MISS_FACTOR",
+    "Area",
+    "AreaIndex",
+    "BranchHit",
+    "Geocode",
+    "Located",
+    "Location",
+    "locate",
+]
 
+# Other evidence decides between same-named places only when it lies this close to a reading.
+CONTEXT_KM = 50.0
+# Readings this close to the gazetteer's choice are the same place for this purpose ('Leusden' is
+# also an alternate name of Leusden-Zuid): other evidence never moves a name to one of them.
+SAME_PLACE_KM = 15.0
 
-@dataclass(frozen=True, slots=True)
-class Area:
-    """The area a branch serves: a circle around its location, for now."""
-
-    org_id: str
-    branch_id: str
-    name: str
-    lat: float
-    lon: float
-    radius_km: float
+Geocode = Callable[[str], PlaceMention | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,39 +71,50 @@ class Location:
     description: str  # 'text names Leusden (exact)'
 
 
-@dataclass(frozen=True, slots=True)
-class BranchHit:
-    area: Area
-    distance_km: float
-
-
 @dataclass(slots=True)
 class Located:
     location: Location | None
-    branch: BranchHit | None  # the nearest area that contains the location
-    nearest: BranchHit | None  # the nearest area, inside its radius or not
+    branch: BranchHit | None  # the nearest branch whose area holds the location
+    nearest: BranchHit | None  # the nearest branch, inside its area or not
     evidence: list[str] = field(default_factory=list)
     near_misses: list[str] = field(default_factory=list)
 
 
-def locate(post: Post, areas: Sequence[Area], gazetteer: Gazetteer) -> Located:
+@dataclass(frozen=True, slots=True)
+class _Reference:
+    """Other evidence a same-named place can be read near: 'Alkmaar named in the text'."""
+
+    lat: float
+    lon: float
+    label: str
+
+
+def locate(
+    post: Post,
+    index: AreaIndex,
+    gazetteer: Gazetteer,
+    geocode: Geocode | None = None,
+) -> Located:
     """Place a post and find the branch whose area holds it, with the evidence for both."""
     notes: list[str] = []
-    distances = _Distances(areas)
-    sources = (
-        _from_coordinates(post),
-        _from_text(post, distances, gazetteer, notes),
-        _from_profile(post, gazetteer),
-    )
+    coordinates = _from_coordinates(post)
+    scan = gazetteer.scan(post.text)
+    usable = [m for m in scan.places if m.negation is None]
+    notes += [f"'{m.written}' is negated: not used" for m in scan.places if m.negation]
+    need_profile = coordinates is None and not usable
+    profile, profile_notes = _from_profile(post, gazetteer, geocode if need_profile else None)
+    text = _from_text(usable, index, coordinates, profile, notes)
+    if text is None:
+        notes += [_region_note("text names", region) for region in scan.regions]
+    sources = (coordinates, text, profile)
     location = next((found for found in sources if found is not None), None)
     if location is None:
         evidence = ["no coordinates, no place named in the text, no usable profile location"]
-        return Located(None, None, None, evidence, [])
+        return Located(None, None, None, evidence + notes + profile_notes, [])
 
-    hits = distances.hits(location.lat, location.lon)
-    inside = [hit for hit in hits if hit.distance_km <= hit.area.radius_km]
+    inside = index.containing(location.lat, location.lon)
     branch = inside[0] if inside else None
-    nearest = hits[0] if hits else None
+    nearest = index.nearest(location.lat, location.lon)
     if branch is not None:
         evidence = [f"{location.description}, {_distance(branch, 'branch')}"]
         evidence += [
@@ -90,26 +123,20 @@ def locate(post: Post, areas: Sequence[Area], gazetteer: Gazetteer) -> Located:
             for other in inside[1:]
         ]
     elif nearest is not None:
-        evidence = [f"{location.description}, {_distance(nearest, 'nearest branch')}: outside"]
+        evidence = [f"{location.description}, {_outside(nearest)}"]
     else:
         evidence = [f"{location.description}; no branch areas to compare with"]
-    if location.mention is not None and location.mention.ambiguous:
-        evidence.append(_reading(location.mention))
-    if location.how == "text":
-        evidence += notes
+    mention = location.mention
+    if location.how == "profile" and mention is not None and _worth_a_reading(mention):
+        evidence.append(_reading(mention, None))
+    evidence += notes
     winner = "post coordinates win" if location.how == "coordinates" else "text wins"
     evidence += [
         f"{found.description}: not used, the {winner}"
         for found in sources
         if found is not None and found is not location
     ]
-    near_misses = [
-        f"{hit.distance_km:.1f} km from branch {hit.area.branch_id}: "
-        f"{hit.distance_km - hit.area.radius_km:.1f} km outside its "
-        f"{hit.area.radius_km:g} km radius"
-        for hit in hits
-        if hit.area.radius_km < hit.distance_km <= NEAR_MISS_FACTOR * hit.area.radius_km
-    ]
+    near_misses = [_near_miss(hit) for hit in index.near_misses(location.lat, location.lon)]
     return Located(location, branch, nearest, evidence, near_misses)
 
 
@@ -121,34 +148,124 @@ def _from_coordinates(post: Post) -> Location | None:
 
 
 def _from_text(
-    post: Post, distances: _Distances, gazetteer: Gazetteer, evidence: list[str]
+    mentions: Sequence[PlaceMention],
+    index: AreaIndex,
+    coordinates: Location | None,
+    profile: Location | None,
+    notes: list[str],
 ) -> Location | None:
-    mentions = gazetteer.find_in_text(post.text)
+    """The place the text names (the first in a branch area), each same-named place read."""
     if not mentions:
         return None
-    in_area = next((m for m in mentions if distances.inside(m.place.lat, m.place.lon)), None)
-    chosen = in_area or mentions[0]
-    if len(mentions) > 1:
-        named = ", ".join(m.place.name for m in mentions)
+    read: list[PlaceMention] = []
+    for mention in mentions:
+        chosen, why = _read(mention, mentions, coordinates, profile)
+        read.append(chosen)
+        if _worth_a_reading(mention):
+            notes.append(_reading(chosen, why))
+    in_area = next((m for m in read if index.inside(m.place.lat, m.place.lon)), None)
+    chosen = in_area or read[0]
+    if len(read) > 1:
+        named = ", ".join(m.place.name for m in read)
         why = "the first in a branch area" if in_area else "the first"
-        evidence.append(
-            f"text names {len(mentions)} places ({named}); took {chosen.place.name}, {why}"
-        )
+        notes.insert(0, f"text names {len(read)} places ({named}); took {chosen.place.name}, {why}")
     return Location(
         chosen.place.lat, chosen.place.lon, "text", chosen, "text names " + _named(chosen)
     )
 
 
-def _from_profile(post: Post, gazetteer: Gazetteer) -> Location | None:
+def _read(
+    mention: PlaceMention,
+    mentions: Sequence[PlaceMention],
+    coordinates: Location | None,
+    profile: Location | None,
+) -> tuple[PlaceMention, str | None]:
+    """The reading of a same-named place nearest to the other evidence, and what that was."""
+    readings = _distinct_readings(mention)
+    if mention.qualifier is not None or len(readings) < 2:
+        return mention, None
+    groups: list[list[_Reference]] = []
+    named = [
+        _Reference(m.place.lat, m.place.lon, f"{m.place.name} named in the text")
+        for m in mentions
+        if m is not mention and (not m.ambiguous or m.qualifier is not None)
+    ]
+    if named:
+        groups.append(named)
+    if coordinates is not None:
+        groups.append([_Reference(coordinates.lat, coordinates.lon, "the post coordinates")])
+    if profile is not None and profile.mention is not None and not profile.mention.ambiguous:
+        label = f"the profile location {profile.mention.place.name}".rstrip()
+        groups.append([_Reference(profile.lat, profile.lon, label)])
+    for group in groups:
+        distances = [
+            (geodesic((ref.lat, ref.lon), (place.lat, place.lon)).km, order, place, ref)
+            for order, place in enumerate(readings)
+            for ref in group
+        ]
+        km, _, place, ref = min(distances, key=lambda d: (d[0], d[1]))
+        if km <= CONTEXT_KM:
+            return replace(mention, place=place), f"nearest to {ref.label}"
+    return mention, None
+
+
+def _worth_a_reading(mention: PlaceMention) -> bool:
+    """Whether the evidence should say which reading was taken: a qualifier chose, or far apart."""
+    return mention.ambiguous and (
+        mention.qualifier is not None or len(_distinct_readings(mention)) > 1
+    )
+
+
+def _distinct_readings(mention: PlaceMention) -> tuple[Place, ...]:
+    """The gazetteer's reading, then the other readings more than SAME_PLACE_KM away from it."""
+    return _distinct(mention.place, mention.readings)
+
+
+@lru_cache(maxsize=4096)
+def _distinct(default: Place, readings: tuple[Place, ...]) -> tuple[Place, ...]:
+    far = (
+        p
+        for p in readings
+        if p != default and geodesic((p.lat, p.lon), (default.lat, default.lon)).km > SAME_PLACE_KM
+    )
+    return (default, *far)
+
+
+def _from_profile(
+    post: Post, gazetteer: Gazetteer, geocode: Geocode | None
+) -> tuple[Location | None, list[str]]:
+    """The profile location as a point, or the reason it is none (a region, unknown)."""
     written = post.author.location if post.author is not None else None
     if not written or not written.strip():
-        return None
+        return None, []
+    shown = written.strip()
     mention = gazetteer.lookup(written)
-    if mention is None:
-        return None
-    how = "" if mention.score >= 100 else f" (fuzzy {mention.score:g})"
-    description = f"profile location '{written.strip()}' → {mention.place.name}{how}"
-    return Location(mention.place.lat, mention.place.lon, "profile", mention, description)
+    if mention is not None:
+        how = "" if mention.score >= 100 else f" (fuzzy {mention.score:g})"
+        description = f"profile location '{shown}' → {mention.place.name}{how}"
+        return Location(mention.place.lat, mention.place.lon, "profile", mention, description), []
+    region = gazetteer.region(written)
+    if region is not None:
+        if fold(region.written) == fold(shown):
+            return None, [_region_note(f"profile location '{shown}' is", region, named=False)]
+        return None, [_region_note(f"profile location '{shown}' names", region)]
+    if geocode is None:
+        return None, []
+    found = geocode(shown)
+    if found is None:
+        return None, [f"profile location '{shown}': not found by the geocoder either"]
+    description = f"profile location '{shown}' → {found.place.name or 'a point'} (geocoder)"
+    return Location(found.place.lat, found.place.lon, "profile", found, description), []
+
+
+def _region_note(prefix: str, region: RegionMention, *, named: bool = True) -> str:
+    """'profile location 'Twente' is a region, too coarse for a branch' and the like."""
+    if region.kind == "abroad":
+        subject = f"{prefix} '{region.written}'," if named else prefix
+        return f"{subject} abroad: no branch there"
+    if named:
+        return f"{prefix} the {region.kind} '{region.written}', too coarse for a branch"
+    return f"{prefix} a {region.kind}, too coarse for a branch"
 
 
 def _named(mention: PlaceMention) -> str:
@@ -159,37 +276,44 @@ def _named(mention: PlaceMention) -> str:
     return f"'{mention.written}' → {mention.place.name} ({how})"
 
 
-def _reading(mention: PlaceMention) -> str:
+def _reading(mention: PlaceMention, why: str | None) -> str:
     """Which of the same-named places was taken, and why."""
     others = mention.alternatives
     share = f"{others} other place{'s' if others != 1 else ''} share{'s' if others == 1 else ''}"
-    by = f" by the qualifier '{mention.qualifier}'" if mention.qualifier else ""
-    return f"{mention.written}: took {mention.place.label()}{by}, {share} the name"
+    if mention.qualifier:
+        why = f"by the qualifier '{mention.qualifier}'"
+    elif why is None:
+        why = _by_size(mention.place, mention.readings)
+    return f"{mention.written}: took {mention.place.label()}, {why}; {share} the name"
 
 
-class _Distances:
-    """Geodesic distances from points to every area, each point measured once per post."""
-
-    def __init__(self, areas: Sequence[Area]) -> None:
-        self.areas = areas
-        self._hits: dict[tuple[float, float], list[BranchHit]] = {}
-
-    def hits(self, lat: float, lon: float) -> list[BranchHit]:
-        """Every area with its distance to the point, nearest first."""
-        point = (lat, lon)
-        if point not in self._hits:
-            hits = [BranchHit(a, geodesic(point, (a.lat, a.lon)).km) for a in self.areas]
-            hits.sort(key=lambda hit: (hit.distance_km, hit.area.org_id, hit.area.branch_id))
-            self._hits[point] = hits
-        return self._hits[point]
-
-    def inside(self, lat: float, lon: float) -> bool:
-        """Whether the point lies in some area."""
-        return any(hit.distance_km <= hit.area.radius_km for hit in self.hits(lat, lon))
+def _by_size(place: Place, readings: Sequence[Place]) -> str:
+    """Why the gazetteer's own choice stands: nothing else pointed to a reading."""
+    if any(p.country != "NL" for p in readings) and place.country == "NL":
+        return "nothing else named nearby, so the Dutch reading of the highest rank and size"
+    return "nothing else named nearby, so the reading of the highest rank and size"
 
 
 def _distance(hit: BranchHit, what: str) -> str:
+    return f"{hit.distance_km:.1f} km from {what} {hit.area.branch_id} ({hit.area.describe()})"
+
+
+def _outside(hit: BranchHit) -> str:
+    if hit.area.polygon is None:
+        return f"{_distance(hit, 'nearest branch')}: outside"
     return (
-        f"{hit.distance_km:.1f} km from {what} {hit.area.branch_id} "
-        f"(radius {hit.area.radius_km:g} km)"
+        f"{hit.distance_km:.1f} km from nearest branch {hit.area.branch_id}: "
+        f"{hit.outside_km:.1f} km outside its polygon area"
+    )
+
+
+def _near_miss(hit: BranchHit) -> str:
+    if hit.area.polygon is None:
+        return (
+            f"{hit.distance_km:.1f} km from branch {hit.area.branch_id}: "
+            f"{hit.outside_km:.1f} km outside its {hit.area.radius_km:g} km radius"
+        )
+    return (
+        f"{hit.distance_km:.1f} km from branch {hit.area.branch_id}: "
+        f"{hit.outside_km:.1f} km outside its polygon area"
     )

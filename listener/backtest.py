@@ -1,0 +1,255 @@
+"""Backtest: how well listener ties posts to organisations and branches, against a truth file.
+
+A truth file has one JSON object per line: `{"id", "org", "branch", ...}` (org and branch null
+when the post is about none of the organisations). Every system is scored the same way, over
+(organisation, post) pairs: a true positive is the right organisation given for a post, a false
+positive is any other organisation given for it, a miss is a post whose organisation was not
+given. Branch accuracy is counted on the posts tied to the right organisation (null = null
+counts as right: "somewhere in Apeldoorn, branch unknown" is a correct answer).
+
+Two baselines run on the same posts, as the commercial tools work:
+- keyword-only: every post that contains a search term exactly (name, alias, @handle or generic
+  term). A brand term goes to its organisation; a generic term of a search without an
+  organisation goes to every organisation, as each team's own keyword search would show it.
+- radius-only: a post containing a search term whose own coordinates lie in a branch's area,
+  tied to the nearest such branch; posts without coordinates are never found.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from listener.match import Text, handle_keys, mentions
+from listener.pipeline import Classifier
+from listener.post import Post, PostError
+
+
+class BacktestError(ValueError):
+    """A posts or truth file that cannot be used, with file and line."""
+
+
+@dataclass(frozen=True, slots=True)
+class Truth:
+    id: str
+    org: str | None
+    branch: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What one system said about one post."""
+
+    orgs: tuple[str, ...]
+    branch: str | None = None
+    evidence: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class Scores:
+    true_positives: int = 0
+    false_positives: int = 0
+    misses: int = 0
+    branch_right: int = 0
+    branch_total: int = 0
+
+    @property
+    def precision(self) -> float:
+        found = self.true_positives + self.false_positives
+        return self.true_positives / found if found else 0.0
+
+    @property
+    def recall(self) -> float:
+        wanted = self.true_positives + self.misses
+        return self.true_positives / wanted if wanted else 0.0
+
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+    @property
+    def branch_accuracy(self) -> float:
+        return self.branch_right / self.branch_total if self.branch_total else 0.0
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {
+            "true_positives": self.true_positives,
+            "false_positives": self.false_positives,
+            "misses": self.misses,
+            "precision": round(self.precision, 4),
+            "recall": round(self.recall, 4),
+            "f1": round(self.f1, 4),
+            "branch_right": self.branch_right,
+            "branch_total": self.branch_total,
+            "branch_accuracy": round(self.branch_accuracy, 4),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Mistake:
+    id: str
+    kind: str  # false positive | miss | wrong organisation | wrong branch
+    expected: str
+    got: str
+    text: str
+    evidence: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class Report:
+    posts: int
+    about_an_organisation: int
+    systems: dict[str, Scores] = field(default_factory=dict)
+    mistakes: list[Mistake] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "posts": self.posts,
+            "about_an_organisation": self.about_an_organisation,
+            "systems": {name: scores.as_dict() for name, scores in self.systems.items()},
+            "mistakes": [asdict(m) for m in self.mistakes],
+        }
+
+
+def read_posts(path: Path) -> list[Post]:
+    posts = []
+    for number, line in _lines(path):
+        try:
+            posts.append(Post.from_dict(json.loads(line)))
+        except (ValueError, PostError) as exc:
+            raise BacktestError(f"{path}:{number}: {exc}") from None
+    return posts
+
+
+def read_truth(path: Path) -> dict[str, Truth]:
+    truth: dict[str, Truth] = {}
+    for number, line in _lines(path):
+        try:
+            data = json.loads(line)
+            item = Truth(data["id"], data.get("org"), data.get("branch"))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BacktestError(f"{path}:{number}: not a truth line: {exc}") from None
+        if item.id in truth:
+            raise BacktestError(f"{path}:{number}: {item.id} has a truth line already")
+        truth[item.id] = item
+    return truth
+
+
+def _lines(path: Path) -> Iterable[tuple[int, str]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BacktestError(f"{path}: {exc.strerror or exc}") from None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            yield number, line
+
+
+def backtest(classifier: Classifier, posts: Sequence[Post], truth: Mapping[str, Truth]) -> Report:
+    """Score listener and both baselines on the same posts."""
+    missing = [p.id for p in posts if p.id not in truth]
+    if missing:
+        raise BacktestError(f"no truth for {len(missing)} post(s): {', '.join(missing[:5])}")
+    report = Report(len(posts), sum(1 for p in posts if truth[p.id].org))
+    keyword = KeywordBaseline(classifier)
+    radius = RadiusBaseline(classifier)
+    systems = {
+        "listener": lambda p: _listener_answer(classifier, p),
+        "keyword-only": keyword.answer,
+        "radius-only": radius.answer,
+    }
+    for name, answer_for in systems.items():
+        scores = report.systems.setdefault(name, Scores())
+        for post in posts:
+            answer = answer_for(post)
+            mistakes = _score(scores, post, truth[post.id], answer)
+            if name == "listener":
+                report.mistakes += mistakes
+    return report
+
+
+def _listener_answer(classifier: Classifier, post: Post) -> Answer:
+    decision = classifier.decide(post)
+    orgs = (decision.org,) if decision.org else ()
+    return Answer(orgs, decision.branch, tuple(decision.evidence + decision.near_misses))
+
+
+def _score(scores: Scores, post: Post, truth: Truth, answer: Answer) -> list[Mistake]:
+    mistakes = []
+
+    def mistake(kind: str, expected: str, got: str) -> None:
+        text = " ".join(post.text.split())[:160]
+        mistakes.append(Mistake(post.id, kind, expected, got, text, answer.evidence))
+
+    expected = _where(truth.org, truth.branch)
+    wrong = [org for org in answer.orgs if org != truth.org]
+    scores.false_positives += len(wrong)
+    if truth.org is not None and truth.org in answer.orgs:
+        scores.true_positives += 1
+        scores.branch_total += 1
+        if answer.branch == truth.branch:
+            scores.branch_right += 1
+        else:
+            mistake("wrong branch", expected, _where(truth.org, answer.branch))
+    elif truth.org is not None:
+        scores.misses += 1
+        kind = "wrong organisation" if wrong else "miss"
+        mistake(kind, expected, _where(wrong[0], answer.branch) if wrong else "nothing")
+    elif wrong:
+        mistake("false positive", "nothing", _where(wrong[0], answer.branch))
+    return mistakes
+
+
+def _where(org: str | None, branch: str | None) -> str:
+    if org is None:
+        return "nothing"
+    return f"{org}/{branch}" if branch else f"{org}/(branch unknown)"
+
+
+class KeywordBaseline:
+    """Every post that contains a search term exactly; no location, no other senses."""
+
+    def __init__(self, classifier: Classifier) -> None:
+        self.matchers = classifier.matchers
+        self.everyone = tuple(classifier.config.organisations)
+
+    def terms_found(self, post: Post) -> tuple[str, ...]:
+        """The organisations the post's exact terms point at ('*' for a generic term)."""
+        text = Text.of(post.text)
+        written = {key for m in mentions(post.text) for key in handle_keys(m)}
+        found: list[str] = []
+        for matcher in self.matchers:
+            if not matcher.applies_to(post):
+                continue
+            hit = any(text.has(term.folded) for term in matcher.terms) or bool(
+                written & set(matcher.handle_keys)
+            )
+            if hit:
+                found.append(matcher.search.org or "*")
+        return tuple(dict.fromkeys(found))
+
+    def answer(self, post: Post) -> Answer:
+        found = self.terms_found(post)
+        orgs = self.everyone if "*" in found else found
+        return Answer(tuple(orgs))
+
+
+class RadiusBaseline:
+    """Posts with a search term whose coordinates lie in a branch's area: the nearest branch."""
+
+    def __init__(self, classifier: Classifier) -> None:
+        self.keywords = KeywordBaseline(classifier)
+        self.classifier = classifier
+
+    def answer(self, post: Post) -> Answer:
+        if post.geo is None or not self.keywords.terms_found(post):
+            return Answer(())
+        hits = self.classifier.areas_containing(post.geo.lat, post.geo.lon)
+        if not hits:
+            return Answer(())
+        nearest = hits[0]
+        return Answer((nearest.area.org_id,), nearest.area.branch_id)
