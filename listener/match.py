@@ -13,6 +13,7 @@ library, a Python library), reject a post with the reason.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from rapidfuzz import fuzz
@@ -38,6 +39,69 @@ SENSE_CUES: tuple[str, ...] = (
     "bibliotheek thuis", "thuisbibliotheek", "alexandrie", "alexandria", "cafe de bieb",
     "bar de bieb", "kroeg de bieb",
 )  # fmt: skip
+#: Words before a bare 'bieb'/'bibliotheek'/'library' that point at a public library.
+PUBLIC_BEFORE = frozenset(
+    [
+        "de",
+        "het",
+        "een",
+        "the",
+        "a",
+        "an",
+        "naar",
+        "in",
+        "bij",
+        "uit",
+        "van",
+        "voor",
+        "op",
+        "to",
+        "at",
+        "from",
+        "public",
+        "local",
+        "city",
+        "openbare",
+        "onze",
+        "ons",
+        "our",
+        "jullie",
+        "your",
+        "deze",
+        "die",
+        "dat",
+        "this",
+        "that",
+        "lokale",
+        "centrale",
+        "nieuwe",
+        "new",
+        "geen",
+    ]
+)
+#: Words before it that make it someone's own collection ('mijn bibliotheek', 'my library').
+PERSONAL_BEFORE = frozenset(
+    [
+        "mijn",
+        "m'n",
+        "jouw",
+        "zijn",
+        "z'n",
+        "haar",
+        "hun",
+        "eigen",
+        "my",
+        "his",
+        "her",
+        "their",
+        "own",
+    ]
+)
+#: The words this applies to, and whether a possessive makes them personal ('mijn bieb' is
+#: usually the public library; 'mijn bibliotheek' someone's books).
+GENERIC_WORDS = {"bieb": False, "bibliotheek": True, "library": True}
+ENGLISH_GENERIC = frozenset({"library"})
+_QUOTES = "'\"‘’“”"
 SHORT_TERM = 4  # folded terms this short or shorter must match exactly
 NEAR_MISS_MARGIN = 12  # fuzzy scores this far under the threshold are reported as near-misses
 
@@ -46,7 +110,7 @@ NEAR_MISS_MARGIN = 12  # fuzzy scores this far under the threshold are reported 
 class Term:
     text: str
     folded: str
-    kind: str  # name | alias | handle | term
+    kind: str  # name | alias | handle | branch | term
 
     @property
     def words(self) -> int:
@@ -114,7 +178,16 @@ def mentions(raw: str) -> list[str]:
 class SearchMatcher:
     """One saved search, with its terms folded once."""
 
-    def __init__(self, search: Search, org: Organisation | None) -> None:
+    def __init__(
+        self,
+        search: Search,
+        org: Organisation | None,
+        is_name: Callable[[str], bool] = lambda _: False,
+        extra_terms: Sequence[Term] = (),
+    ) -> None:
+        """`is_name` tells whether some words are a place or a library's own name: 'Leusden
+        library' and 'CODA-bieb' are the public library, 'GOG library' is not."""
+        self.is_name = is_name
         self.search = search
         self.org = org
         terms: list[Term] = []
@@ -127,6 +200,7 @@ class SearchMatcher:
                 if len(handle_local(h)) > SHORT_TERM
             ]
         terms += [Term(t, fold(t), "term") for t in search.terms]
+        terms += extra_terms
         unique: dict[str, Term] = {}
         for term in terms:
             if term.folded:
@@ -162,11 +236,19 @@ class SearchMatcher:
                 result.matched, result.score, result.written = True, 100.0, "@" + written
                 result.term = Term(handle, normal_handle(handle), "handle")
                 break
+        other_sense: str | None = None
         for term in self.terms if not result.matched else ():
             found = self._find(term, text)
             if found is None:
                 continue
             written, score = found
+            if score >= 100 and not _acronym_as_written(term, text.raw):
+                continue  # 'Oba!' is not 'OBA'
+            if score >= 100 and self.search.kind == "local":
+                sense = _sense_in_context(term, text.raw, self.is_name)
+                if sense is not None:
+                    other_sense = other_sense or sense
+                    continue
             if score >= self.search.fuzzy:
                 if not result.matched or score > result.score:
                     result.matched, result.term, result.written, result.score = (
@@ -180,6 +262,8 @@ class SearchMatcher:
             ):
                 best_miss = (score, term, written)
         if not result.matched:
+            if other_sense is not None:
+                result.evidence.append(f"search {self.search.id}: rejected, {other_sense}")
             if best_miss is not None:
                 score, term, written = best_miss
                 result.near_misses.append(
@@ -242,6 +326,66 @@ class SearchMatcher:
                     if best is None or score > best[1]:
                         best = (word, score)
         return best
+
+
+def _acronym_as_written(term: Term, raw: str) -> bool:
+    """An acronym alias ('OBA', 'KB') counts only in capitals: 'Oba!' is someone's name."""
+    original = term.text.strip()
+    if not (original.isalpha() and original.isupper() and len(original) <= SHORT_TERM + 1):
+        return True
+    return re.search(rf"(?<!\w){re.escape(original)}(?!\w)", raw) is not None
+
+
+def _sense_in_context(term: Term, raw: str, is_name: Callable[[str], bool]) -> str | None:
+    """Why every use of a generic term in the text is another sense, or None if one is not.
+
+    A public library is 'de bieb', 'the library', 'naar de bibliotheek', 'bibliotheek Leusden'.
+    Other senses show in the words around it: a compound ('Lightroom-bibliotheek'), a
+    possessive ('mijn bibliotheek', 'opa's bibliotheek'), a title ('The Midnight Library'),
+    scare quotes ("'de bibliotheek'"), or in English a noun before it ('GOG library').
+    """
+    word = term.folded.split()[-1]
+    pattern = re.compile(rf"(?<!\w){re.escape(term.text.strip())}(?!\w)", re.IGNORECASE)
+    reasons: list[str] = []
+    for found in pattern.finditer(raw):
+        reason = _occurrence_sense(raw, found.start(), found.end(), word, found.group(), is_name)
+        if reason is None:
+            return None
+        reasons.append(reason)
+    return reasons[0] if reasons else None  # no occurrence found as written: trust the fold
+
+
+def _occurrence_sense(
+    raw: str, start: int, end: int, word: str, written: str, is_name: Callable[[str], bool]
+) -> str | None:
+    before, after = raw[:start].rstrip(), raw[end:]
+    if before.endswith("-"):  # 'test-library', 'Foto's-bibliotheek', but 'CODA-bieb'
+        compound = (re.findall(r"[\w'’]+-$", before) or [""])[0]
+        if is_name(compound[:-1]):
+            return None
+        return f"another sense of the word ('{compound}{written}' is a kind of {word})"
+    if before and not (before[-1].isalnum() or before[-1] in _QUOTES):
+        return None  # punctuation between, as in "today: library, archive"
+    if before[-1:] in _QUOTES and after[:1] in _QUOTES:
+        return f"another sense of the word ('{written}' in quotes)"
+    words = re.findall(r"[\w'’]+", before)
+    if word not in GENERIC_WORDS or not words:
+        return None
+    previous = words[-1]
+    if is_name(previous) or (len(words) > 1 and is_name(f"{words[-2]} {previous}")):
+        return None  # 'Leusden library', 'Den Bosch library', 'OBA library'
+    lower = previous.lower()
+    personal = GENERIC_WORDS[word] and (lower in PERSONAL_BEFORE or lower.endswith(("'s", "’s")))
+    if personal:
+        return f"another sense of the word ('{previous} {written}': someone's own)"
+    if lower in PUBLIC_BEFORE:
+        return None
+    if previous[:1].isupper() and written[:1].isupper() and len(words) > 1:
+        return f"another sense of the word ('{previous} {written}' is a name)"
+    two_back = words[-2].lower() if len(words) > 1 else ""
+    if word in ENGLISH_GENERIC and not (two_back in PUBLIC_BEFORE and previous.islower()):
+        return f"another sense of the word ('{previous} {written}' is a kind of library)"
+    return None
 
 
 def _word_score(expected: str, written: str) -> float:

@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from listener.alert import AlertMessage
+from listener.branch import BranchResolver, branch_names
 from listener.config import Config
+from listener.config.model import Search
 from listener.geo.areas import Area, AreaIndex, BranchHit, load_area
 from listener.geo.gazetteer import Gazetteer, default_gazetteer
 from listener.geo.locate import Geocode, Located, locate
-from listener.match import SearchMatcher, Text, normal_handle
+from listener.match import SearchMatcher, Term, Text, normal_handle
 from listener.post import Post
 from listener.route import route
 from listener.score import score_post
@@ -78,10 +80,8 @@ class Classifier:
         self.config = config
         self.gazetteer = gazetteer or default_gazetteer()
         self.geocode = geocode
-        self.matchers = [
-            SearchMatcher(s, config.organisations.get(s.org) if s.org else None)
-            for s in config.searches
-        ]
+        self.names = self._library_names(config)
+        self.matchers = [self._matcher(s) for s in config.searches]
         self.areas_by_org: dict[str, list[Area]] = {
             org.id: [
                 Area(
@@ -101,15 +101,39 @@ class Classifier:
         self.index_by_org = {org: AreaIndex(areas) for org, areas in self.areas_by_org.items()}
         self.all_index = AreaIndex(self.all_areas)
         self._no_areas = AreaIndex(())
+        self.branches = BranchResolver(config.organisations, self.index_by_org)
         self.org_of_handle = {
             normal_handle(h): org.id for org in config.organisations.values() for h in org.handles
         }
-        self.branches_in_town: dict[tuple[str, str], int] = {}
+
+    def _library_names(self, config: Config) -> set[str]:
+        """Folded names of the organisations and their branches."""
+        names = set()
         for org in config.organisations.values():
-            for branch in org.branches:
-                if branch.town:
-                    key = (org.id, fold(branch.town))
-                    self.branches_in_town[key] = self.branches_in_town.get(key, 0) + 1
+            names |= {fold(n) for n in (org.name, *org.aliases)}
+            names |= set(branch_names(org))
+        return names
+
+    def is_name(self, words: str) -> bool:
+        """A place or a library's own name: 'Leusden', 'Den Bosch', 'CODA', 'Eemhuis'."""
+        folded = fold(words)
+        return bool(folded) and (
+            folded in self.names
+            or any(folded in n.split() for n in self.names)
+            or bool(self.gazetteer.candidates(words))
+        )
+
+    def _matcher(self, search: Search) -> SearchMatcher:
+        """A brand search also finds its branches' own names ('Eemhuis', 'dok Zuid') when they
+        are not places (places are the locate stage's job) and cannot pass for a word."""
+        org = self.config.organisations.get(search.org) if search.org else None
+        extra = []
+        if search.kind == "brand" and org is not None:
+            for name in branch_names(org):
+                distinctive = len(name) >= 5 and name.split()[0] not in ("de", "het", "t")
+                if distinctive and not self.gazetteer.candidates(name):
+                    extra.append(Term(name, name, "branch"))
+        return SearchMatcher(search, org, self.is_name, extra)
 
     def decide(self, post: Post, fetched_by: str | None = None) -> Decision:
         decision = Decision(post_id=post.id)
@@ -176,12 +200,9 @@ class Classifier:
         decision.org, decision.branch, decision.query = best.org, best.branch, best.search_id
         decision.distance_km = best.distance_km
         decision.evidence += [e for e in best.located.evidence if e not in decision.evidence]
-        town = self._town_with_several_branches(best)
-        if town is not None:
-            decision.evidence.append(
-                f"{town} has several branches of {best.org} and nothing tells which: branch unknown"
-            )
-            decision.branch = decision.distance_km = None
+        choice = self.branches.choose(best.org, text, best.located, best.branch, best.distance_km)
+        decision.branch, decision.distance_km = choice.branch, choice.distance_km
+        decision.evidence += choice.evidence
         urgency = score_post(post)
         decision.urgency, decision.score = urgency.level, urgency.score
         decision.labels, decision.reasons = urgency.labels, urgency.reasons
@@ -195,16 +216,6 @@ class Classifier:
         """The organisation whose own account wrote the post, if any."""
         handle = post.author.handle if post.author else None
         return self.org_of_handle.get(normal_handle(handle)) if handle else None
-
-    def _town_with_several_branches(self, candidate: _Candidate) -> str | None:
-        """A town-level place (from text or profile) where the organisation has 2+ branches."""
-        location = candidate.located.location
-        if candidate.branch is None or location is None or location.mention is None:
-            return None
-        name = location.mention.place.name
-        if self.branches_in_town.get((candidate.org, fold(name)), 0) >= 2:
-            return name
-        return None
 
     def alert_for(
         self, post: Post, decision: Decision, active: Collection[str] | None = None

@@ -103,7 +103,7 @@ def test_try_shows_near_misses_and_rejections() -> None:
         "try", "-c", CONFIG, "mijn Steam-bibliotheek is leeg", "--location", "Leusden"
     )
     assert code == 0, output
-    assert "another sense of the word ('steam')" in output
+    assert "another sense of the word ('Steam-bibliotheek' is a kind of bibliotheek)" in output
 
 
 def test_try_needs_both_coordinates() -> None:

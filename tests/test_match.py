@@ -18,6 +18,9 @@ ORG = Organisation(
 )
 BRAND = Search(id="brand", org="eemland", kind="brand", exclude=["vacature"])
 LOCAL = Search(id="local", kind="local", terms=["de bieb", "bibliotheek"])
+LOCAL_ALL = Search(
+    id="local", kind="local", terms=["de bieb", "de bibliotheek", "bieb", "bibliotheek", "library"]
+)
 
 
 def post(
@@ -103,7 +106,7 @@ def test_an_exclusion_rejects_the_post_and_says_why() -> None:
 @pytest.mark.parametrize(
     ("text", "cue"),
     [
-        ("mijn Steam-bibliotheek is leeg", "steam"),
+        ("mijn Steam bibliotheek is leeg", "steam"),
         ("welke Python bibliotheek gebruik je", "python"),
         ("mijn Spotify bibliotheek is weg", "spotify"),
     ],
@@ -176,3 +179,51 @@ def test_a_search_can_add_its_own_sense_cues() -> None:
     assert not matched
     assert evidence[-1] == "search s: rejected, another sense of the word ('De Bieb FM')"
     assert match(search, "de bieb is dicht")[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (
+            "mijn Lightroom-bibliotheek is corrupt",
+            "'Lightroom-bibliotheek' is a kind of bibliotheek",
+        ),
+        ("Opa's bibliotheek uitgezocht", "'Opa's bibliotheek': someone's own"),
+        ("Mijn eigen bibliotheek op zolder", "'eigen bibliotheek': someone's own"),
+        ("PS5 library is zo leeg", "'PS5 library' is a kind of library"),
+        ("The Midnight Library uit", "'Midnight Library' is a name"),
+        ("We noemen de logeerkamer 'bibliotheek'", "'bibliotheek' in quotes"),
+    ],
+)
+def test_the_words_around_a_generic_term_show_another_sense(text: str, reason: str) -> None:
+    matched, evidence, _ = match(LOCAL_ALL, text)
+    assert not matched
+    assert evidence[-1] == f"search local: rejected, another sense of the word ({reason})"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "de bibliotheek is dicht",
+        "Bibliotheek dicht vandaag",
+        "the library in Amersfoort is closed",
+        "the new library is great",
+        "Visited today: library, archive and museum",
+        "mijn bieb is weer dicht",
+    ],
+)
+def test_the_public_library_is_not_taken_for_another_sense(text: str) -> None:
+    assert match(LOCAL_ALL, text)[0]
+
+
+def test_a_place_or_library_name_before_the_word_is_the_public_library() -> None:
+    matcher = SearchMatcher(LOCAL_ALL, None, is_name=lambda w: w.lower() in {"leusden", "coda"})
+    for text in ("Leusden library is great", "Brand in de CODA-bieb"):
+        assert matcher.match(post(text), Text.of(text)).matched, text
+
+
+def test_an_acronym_alias_counts_only_in_capitals() -> None:
+    oba = Organisation(id="oba", name="Openbare Bibliotheek Amsterdam", aliases=["OBA"])
+    matcher = SearchMatcher(Search(id="b", org="oba", kind="brand"), oba)
+    assert matcher.match(post("de OBA is dicht"), Text.of("de OBA is dicht")).matched
+    assert not matcher.match(post("Oba! Amanhã"), Text.of("Oba! Amanhã")).matched

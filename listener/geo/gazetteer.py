@@ -612,8 +612,40 @@ def _qualifier_spans(words: list[_Word], end: int, *, several: bool) -> list[tup
     return spans
 
 
+CONTRAST_REACH = 8  # words back from the place to 'niet' in 'niet de bieb in X maar Y'
+_SENTENCE_BREAK = frozenset(".!?\n")
+_TURNS = ("maar", "but", "ik bedoel", "i mean")
+_POINTING = ("die", "dat", "the one")
+
+
 def _negation(text: str, words: list[_Word], i: int) -> str | None:
     """The negation before words[i] in the same clause, as written, or None (see the module doc)."""
+    return _close_negation(text, words, i) or _contrastive_negation(text, words, i)
+
+
+def _contrastive_negation(text: str, words: list[_Word], i: int) -> str | None:
+    """'Niet de bieb in Leusden maar die in Amersfoort', 'not the OBA in Osdorp, the one in …':
+    a negation earlier in the sentence, and the sentence then turns to another place."""
+    negation = None
+    for j in range(i - 1, max(-1, i - 1 - CONTRAST_REACH), -1):
+        if _SENTENCE_BREAK.intersection(text[words[j].end : words[j + 1].start]):
+            break
+        if words[j].text in CLAUSE_WORDS:
+            break
+        if words[j].text in NEGATIONS:
+            negation = text[words[j].start : words[j].end]
+            break
+    if negation is None:
+        return None
+    rest = text[words[i].end :]
+    sentence = re.split(r"[.!?\n]", rest, maxsplit=1)[0].casefold()
+    turned = any(re.search(rf"(^|\W){re.escape(t)}(\W|$)", sentence) for t in _TURNS)
+    pointed = re.search(r",\s*(" + "|".join(_POINTING) + r")\b", sentence) is not None
+    return negation if turned or pointed else None
+
+
+def _close_negation(text: str, words: list[_Word], i: int) -> str | None:
+    """A negation right before words[i] ('niet in Leusden', 'geen Leusden')."""
     for j in range(i - 1, max(-1, i - 2 - NEGATION_REACH), -1):
         if _CLAUSE_BREAK.intersection(text[words[j].end : words[j + 1].start]):
             return None

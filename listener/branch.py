@@ -1,0 +1,178 @@
+"""Which branch: the last step after a post is tied to an organisation.
+
+The geometry (`listener.geo`) says which branch area holds the post's location. A careful
+webcare employee refines that, and so does `BranchResolver`:
+
+1. The text names a branch or its building ('het Eemhuis', 'OBA Oosterdok', 'dok Zuid'):
+   that branch, whatever else; the strongest evidence there is.
+2. A place that only says the town, where the organisation has several branches ('de bieb in
+   Amersfoort', a profile in Utrecht): branch unknown. A village or district in that
+   municipality takes its own branch when one stands there, else the branch is unknown too
+   ('Hoograven' has none of its own, even if Lunetten's radius reaches it).
+3. A post placed by the author's profile only, about something of the whole organisation (the
+   app, the website, fines, an account): branch unknown; the profile says where the author
+   lives, not which branch they mean.
+4. Coordinates about halfway between two branches: branch unknown.
+
+Every decision adds a line of evidence saying why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from geopy.distance import geodesic
+from shapely import STRtree
+from shapely.geometry import Point, shape
+
+from listener.config.model import Organisation
+from listener.geo.areas import AreaIndex, municipalities
+from listener.geo.gazetteer import Place
+from listener.geo.locate import Located
+from listener.match import Text
+from listener.text import fold
+
+#: Words in a branch's name that do not tell it apart from other branches.
+GENERIC_NAME_WORDS = frozenset(
+    ["bibliotheek", "bieb", "library", "openbare", "centrale", "centrum", "vestiging", "filiaal"]
+)
+#: A village or district has a branch of its own when one stands this close to its centre.
+OWN_BRANCH_KM = 1.5
+#: Coordinates are 'about halfway' when the nearest branch is not clearly nearer than the next.
+HALFWAY_RATIO = 0.7
+#: Things of the whole organisation, not of one branch.
+ORGANISATION_TOPICS = (
+    "app", "website", "site", "boete", "boetes", "abonnement", "lidmaatschap", "account",
+    "contributie", "nieuwsbrief", "ebook", "ebooks", "e book", "e books", "luisterboek",
+    "luisterboeken", "wachtwoord", "inloggen", "verlengen", "online",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class BranchChoice:
+    branch: str | None
+    distance_km: float | None
+    evidence: tuple[str, ...] = ()
+
+
+def branch_names(org: Organisation) -> dict[str, str]:
+    """Folded words that name one branch ('eemhuis', 'dok zuid', 'bos en lommer') → branch id.
+
+    A branch's name without generic words and without the organisation's own names; nothing
+    when that leaves no word ('Centrale Bibliotheek', 'Bibliotheek Hengelo Centrum').
+    """
+    own = {w for name in (org.name, *org.aliases) for w in fold(name).split()}
+    names: dict[str, str] = {}
+    for branch in org.branches:
+        words = [w for w in fold(branch.name).split() if w not in GENERIC_NAME_WORDS | own]
+        if words and any(len(w) > 3 for w in words):
+            names.setdefault(" ".join(words), branch.id)
+    return names
+
+
+class BranchResolver:
+    def __init__(self, organisations: Mapping[str, Organisation], indexes: Mapping[str, AreaIndex]):
+        self.indexes = indexes
+        self.names = {org_id: branch_names(org) for org_id, org in organisations.items()}
+        self.municipality_of: dict[tuple[str, str], str] = {}
+        self.branch_point: dict[tuple[str, str], tuple[float, float]] = {}
+        self.town_of: dict[tuple[str, str], str] = {}
+        found = _MunicipalityFinder()
+        for org in organisations.values():
+            for branch in org.branches:
+                self.branch_point[org.id, branch.id] = (branch.lat, branch.lon)
+                if branch.town:
+                    self.town_of[org.id, branch.id] = fold(branch.town)
+                municipality = found.at(branch.lat, branch.lon)
+                if municipality is not None:
+                    self.municipality_of[org.id, branch.id] = municipality
+
+    def choose(
+        self, org: str, text: Text, located: Located, branch: str | None, distance_km: float | None
+    ) -> BranchChoice:
+        """The branch for a post tied to `org`, starting from the geometry's answer."""
+        named = self._named_branch(org, text)
+        if named is not None:
+            branch_id, name = named
+            return BranchChoice(branch_id, None, (f"text names branch {branch_id} ('{name}')",))
+        location = located.location
+        if branch is None or location is None:
+            return BranchChoice(branch, distance_km)
+        if location.how == "coordinates":
+            return self._coordinates(org, location.lat, location.lon, branch, distance_km)
+        if location.how == "profile":
+            topic = next((t for t in ORGANISATION_TOPICS if text.has(t)), None)
+            if topic is not None:
+                why = f"about the whole organisation ('{topic}'), placed by the profile only"
+                return BranchChoice(None, None, (f"{why}: branch unknown",))
+        if location.mention is None:
+            return BranchChoice(branch, distance_km)
+        return self._place(org, location.mention.place, branch, distance_km)
+
+    def _named_branch(self, org: str, text: Text) -> tuple[str, str] | None:
+        named = {bid: name for name, bid in self.names.get(org, {}).items() if text.has(name)}
+        if len(named) == 1:
+            branch_id, name = next(iter(named.items()))
+            return branch_id, name
+        return None  # none, or several: let the places decide
+
+    def _place(
+        self, org: str, place: Place, branch: str, distance_km: float | None
+    ) -> BranchChoice:
+        """A town names its branch when it has one; several, and the branch is unknown. A
+        village or district without a branch town of its own takes the branch that stands in
+        it, in a municipality where the organisation has several."""
+        in_town = [
+            b for (o, b), town in self.town_of.items() if o == org and town == fold(place.name)
+        ]
+        if len(in_town) == 1:
+            return BranchChoice(in_town[0], distance_km if in_town[0] == branch else None)
+        if len(in_town) > 1:
+            why = f"{place.name} has {len(in_town)} branches of {org} and nothing tells which"
+            return BranchChoice(None, None, (f"{why}: branch unknown",))
+        there = [
+            b for (o, b), m in self.municipality_of.items() if o == org and m == place.gemeente
+        ]
+        if len(there) < 2:
+            return BranchChoice(branch, distance_km)
+        distances = sorted(
+            (geodesic((place.lat, place.lon), self.branch_point[org, b]).km, b) for b in there
+        )
+        km, nearest = distances[0]
+        if km <= OWN_BRANCH_KM:
+            return BranchChoice(nearest, round(km, 2))
+        town = _plain(place.gemeente)
+        why = f"{place.name} in {town} has no branch of its own ({nearest} is {km:.1f} km away)"
+        return BranchChoice(None, None, (f"{why}: branch unknown",))
+
+    def _coordinates(
+        self, org: str, lat: float, lon: float, branch: str, distance_km: float | None
+    ) -> BranchChoice:
+        index = self.indexes.get(org)
+        hits = index.containing(lat, lon) if index is not None else []
+        if len(hits) >= 2 and hits[0].distance_km > HALFWAY_RATIO * hits[1].distance_km:
+            a, b = hits[0].area.branch_id, hits[1].area.branch_id
+            why = f"the post's coordinates are about halfway between {a} and {b}"
+            return BranchChoice(None, None, (f"{why}: branch unknown",))
+        return BranchChoice(branch, distance_km)
+
+
+def _plain(cbs_name: str) -> str:
+    """'Utrecht (gemeente)' → 'Utrecht', 'Hengelo (O.)' → 'Hengelo'."""
+    return cbs_name.split(" (", 1)[0]
+
+
+class _MunicipalityFinder:
+    """Which municipality (CBS name) holds a point: the shipped 2024 boundaries in an STRtree."""
+
+    def __init__(self) -> None:
+        self.known = list(municipalities())
+        self.shapes = [shape(m.geometry) for m in self.known]
+        self.tree = STRtree(self.shapes)
+
+    def at(self, lat: float, lon: float) -> str | None:
+        point = Point(lon, lat)
+        for i in self.tree.query(point, predicate="intersects"):
+            return self.known[int(i)].cbs_name
+        return None
