@@ -28,15 +28,18 @@ from shapely.geometry import Point, shape
 
 from listener.config.model import Organisation
 from listener.geo.areas import AreaIndex, municipalities
-from listener.geo.gazetteer import Place
+from listener.geo.gazetteer import Gazetteer, Place
 from listener.geo.locate import Located
 from listener.match import Text
 from listener.text import fold
 
-#: Words in a branch's name that do not tell it apart from other branches.
+#: Words in a branch's name that are not part of what tells it apart.
 GENERIC_NAME_WORDS = frozenset(
-    ["bibliotheek", "bieb", "library", "openbare", "centrale", "centrum", "vestiging", "filiaal"]
+    ["bibliotheek", "bieb", "library", "openbare", "vestiging", "filiaal"]
 )
+#: Branch names that are ordinary words: they point at a branch once a post is tied to the
+#: organisation ('de bieb in het centrum'), but are never searched for on their own.
+ORDINARY_NAMES = frozenset(["centrum", "centrale", "zuid", "noord", "oost", "west", "stad", "dorp"])
 #: A village or district has a branch of its own when one stands this close to its centre.
 OWN_BRANCH_KM = 1.5
 #: Coordinates are 'about halfway' when the nearest branch is not clearly nearer than the next.
@@ -57,23 +60,37 @@ class BranchChoice:
 
 
 def branch_names(org: Organisation) -> dict[str, str]:
-    """Folded words that name one branch ('eemhuis', 'dok zuid', 'bos en lommer') → branch id.
+    """Folded words that name one branch ('eemhuis', 'dok zuid', 'centrum') → branch id.
 
-    A branch's name without generic words and without the organisation's own names; nothing
-    when that leaves no word ('Centrale Bibliotheek', 'Bibliotheek Hengelo Centrum').
+    A branch's name without generic words and the organisation's name; the aliases' words go
+    too unless nothing would be left ('Bibliotheek Neude' is an alias and a branch).
     """
-    own = {w for name in (org.name, *org.aliases) for w in fold(name).split()}
+    name_words = set(fold(org.name).split())
+    alias_words = {w for alias in org.aliases for w in fold(alias).split()}
     names: dict[str, str] = {}
     for branch in org.branches:
-        words = [w for w in fold(branch.name).split() if w not in GENERIC_NAME_WORDS | own]
-        if words and any(len(w) > 3 for w in words):
-            names.setdefault(" ".join(words), branch.id)
+        words = [w for w in fold(branch.name).split() if w not in GENERIC_NAME_WORDS | name_words]
+        distinct = [w for w in words if w not in alias_words] or words
+        if distinct and any(len(w) > 3 for w in distinct):
+            names.setdefault(" ".join(distinct), branch.id)
     return names
 
 
+def searchable(name: str) -> bool:
+    """A branch name distinctive enough to be searched for by itself ('eemhuis', 'dok zuid')."""
+    first = name.split()[0]
+    return len(name) >= 5 and name not in ORDINARY_NAMES and first not in ("de", "het", "t")
+
+
 class BranchResolver:
-    def __init__(self, organisations: Mapping[str, Organisation], indexes: Mapping[str, AreaIndex]):
+    def __init__(
+        self,
+        organisations: Mapping[str, Organisation],
+        indexes: Mapping[str, AreaIndex],
+        gazetteer: Gazetteer,
+    ) -> None:
         self.indexes = indexes
+        self.gazetteer = gazetteer
         self.names = {org_id: branch_names(org) for org_id, org in organisations.items()}
         self.municipality_of: dict[tuple[str, str], str] = {}
         self.branch_point: dict[tuple[str, str], tuple[float, float]] = {}
@@ -111,7 +128,18 @@ class BranchResolver:
         return self._place(org, location.mention.place, branch, distance_km)
 
     def _named_branch(self, org: str, text: Text) -> tuple[str, str] | None:
-        named = {bid: name for name, bid in self.names.get(org, {}).items() if text.has(name)}
+        """The one branch the text names. A name that is also a place counts only where the
+        gazetteer finds the place, not negated: 'nergens meer bergen' names no Bergen."""
+        candidates = {n: bid for n, bid in self.names.get(org, {}).items() if text.has(n)}
+        if not candidates:
+            return None
+        found = [m for m in self.gazetteer.find_in_text(text.raw) if m.negation is None]
+        places = {fold(m.place.name) for m in found} | {fold(m.written) for m in found}
+        named = {
+            bid: name
+            for name, bid in candidates.items()
+            if not self.gazetteer.candidates(name) or name in places
+        }
         if len(named) == 1:
             branch_id, name = next(iter(named.items()))
             return branch_id, name

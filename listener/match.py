@@ -38,6 +38,9 @@ SENSE_CUES: tuple[str, ...] = (
     # a room at home, history, and things named after it
     "bibliotheek thuis", "thuisbibliotheek", "alexandrie", "alexandria", "cafe de bieb",
     "bar de bieb", "kroeg de bieb",
+    # other libraries: the national online library, universities and colleges
+    "online bibliotheek", "onlinebibliotheek", "universiteitsbibliotheek", "university library",
+    "bibliotheek van de universiteit", "bibliotheek van de hogeschool", "ub utrecht",
 )  # fmt: skip
 #: Words before a bare 'bieb'/'bibliotheek'/'library' that point at a public library.
 PUBLIC_BEFORE = frozenset(
@@ -358,34 +361,44 @@ def _sense_in_context(term: Term, raw: str, is_name: Callable[[str], bool]) -> s
 def _occurrence_sense(
     raw: str, start: int, end: int, word: str, written: str, is_name: Callable[[str], bool]
 ) -> str | None:
+    """Why one use of a generic term is another sense, or None when it may be the public one."""
     before, after = raw[:start].rstrip(), raw[end:]
     if before.endswith("-"):  # 'test-library', 'Foto's-bibliotheek', but 'CODA-bieb'
         compound = (re.findall(r"[\w'’]+-$", before) or [""])[0]
         if is_name(compound[:-1]):
             return None
         return f"another sense of the word ('{compound}{written}' is a kind of {word})"
+    quoted_article = re.search(rf"[{_QUOTES}]\s*(de|het|the)\s*$", before, re.IGNORECASE)
+    if (before[-1:] in _QUOTES or quoted_article) and after[:1] in _QUOTES:
+        return f"another sense of the word ('{written}' in quotes)"
     if before and not (before[-1].isalnum() or before[-1] in _QUOTES):
         return None  # punctuation between, as in "today: library, archive"
-    if before[-1:] in _QUOTES and after[:1] in _QUOTES:
-        return f"another sense of the word ('{written}' in quotes)"
     words = re.findall(r"[\w'’]+", before)
     if word not in GENERIC_WORDS or not words:
         return None
     previous = words[-1]
-    if is_name(previous) or (len(words) > 1 and is_name(f"{words[-2]} {previous}")):
-        return None  # 'Leusden library', 'Den Bosch library', 'OBA library'
     lower = previous.lower()
-    personal = GENERIC_WORDS[word] and (lower in PERSONAL_BEFORE or lower.endswith(("'s", "’s")))
-    if personal:
+    if GENERIC_WORDS[word] and (lower in PERSONAL_BEFORE or lower.endswith(("'s", "’s"))):
         return f"another sense of the word ('{previous} {written}': someone's own)"
     if lower in PUBLIC_BEFORE:
         return None
+    if previous[:1].isupper() and (
+        is_name(previous) or (len(words) > 1 and is_name(f"{words[-2]} {previous}"))
+    ):
+        return None  # 'Leusden library', 'Den Bosch library', 'OBA library'
+    if _acronym(previous):  # 'UvA bibliotheek', 'TU library': another institution's
+        return f"another sense of the word ('{previous} {written}' is another institution's)"
     if previous[:1].isupper() and written[:1].isupper() and len(words) > 1:
         return f"another sense of the word ('{previous} {written}' is a name)"
     two_back = words[-2].lower() if len(words) > 1 else ""
     if word in ENGLISH_GENERIC and not (two_back in PUBLIC_BEFORE and previous.islower()):
         return f"another sense of the word ('{previous} {written}' is a kind of library)"
     return None
+
+
+def _acronym(word: str) -> bool:
+    """'UvA', 'TU', 'HU', 'KB': capitals, perhaps with small letters between."""
+    return len(word) >= 2 and word[0].isupper() and word[-1].isupper() and word.isalpha()
 
 
 def _word_score(expected: str, written: str) -> float:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from listener.alert import AlertMessage
-from listener.branch import BranchResolver, branch_names
+from listener.branch import BranchResolver, branch_names, searchable
 from listener.config import Config
 from listener.config.model import Search
 from listener.geo.areas import Area, AreaIndex, BranchHit, load_area
@@ -101,7 +101,7 @@ class Classifier:
         self.index_by_org = {org: AreaIndex(areas) for org, areas in self.areas_by_org.items()}
         self.all_index = AreaIndex(self.all_areas)
         self._no_areas = AreaIndex(())
-        self.branches = BranchResolver(config.organisations, self.index_by_org)
+        self.branches = BranchResolver(config.organisations, self.index_by_org, self.gazetteer)
         self.org_of_handle = {
             normal_handle(h): org.id for org in config.organisations.values() for h in org.handles
         }
@@ -130,8 +130,7 @@ class Classifier:
         extra = []
         if search.kind == "brand" and org is not None:
             for name in branch_names(org):
-                distinctive = len(name) >= 5 and name.split()[0] not in ("de", "het", "t")
-                if distinctive and not self.gazetteer.candidates(name):
+                if searchable(name) and not self.gazetteer.candidates(name):
                     extra.append(Term(name, name, "branch"))
         return SearchMatcher(search, org, self.is_name, extra)
 

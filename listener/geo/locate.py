@@ -29,6 +29,7 @@ human-readable line in `Located.evidence`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -103,7 +104,7 @@ def locate(
     notes += [f"'{m.written}' is negated: not used" for m in scan.places if m.negation]
     need_profile = coordinates is None and not usable
     profile, profile_notes = _from_profile(post, gazetteer, geocode if need_profile else None)
-    text = _from_text(usable, index, coordinates, profile, notes)
+    text = _from_text(usable, index, coordinates, profile, notes, _clause_words(post.text))
     if text is None:
         notes += [_region_note("text names", region) for region in scan.regions]
     sources = (coordinates, text, profile)
@@ -153,8 +154,11 @@ def _from_text(
     coordinates: Location | None,
     profile: Location | None,
     notes: list[str],
+    words: Sequence[tuple[str, int]] = (),
 ) -> Location | None:
-    """The place the text names (the first in a branch area), each same-named place read."""
+    """The place the text names, each same-named place read: the one right after a library
+    word ('de bieb in het Forum in Groningen, sorry Amsterdam' is about Groningen), else the
+    first in a branch area, else the first."""
     if not mentions:
         return None
     read: list[PlaceMention] = []
@@ -163,15 +167,55 @@ def _from_text(
         read.append(chosen)
         if _worth_a_reading(mention):
             notes.append(_reading(chosen, why))
+    after_library = _after_library_word(read, words)
     in_area = next((m for m in read if index.inside(m.place.lat, m.place.lon)), None)
-    chosen = in_area or read[0]
+    chosen = after_library or in_area or read[0]
     if len(read) > 1:
         named = ", ".join(m.place.name for m in read)
-        why = "the first in a branch area" if in_area else "the first"
+        why = (
+            "the one after the library word"
+            if after_library
+            else "the first in a branch area"
+            if in_area
+            else "the first"
+        )
         notes.insert(0, f"text names {len(read)} places ({named}); took {chosen.place.name}, {why}")
     return Location(
         chosen.place.lat, chosen.place.lon, "text", chosen, "text names " + _named(chosen)
     )
+
+
+LIBRARY_WORDS = frozenset(["bieb", "bibliotheek", "library", "filiaal", "vestiging"])
+LIBRARY_REACH = 5  # words at most from the library word to the place ('de bieb in het Forum in X')
+
+
+def _clause_words(raw: str) -> list[tuple[str, int]]:
+    """The folded words of a text (as `fold` splits them), each with the number of its clause."""
+    return [
+        (word, clause)
+        for clause, part in enumerate(re.split(r"[,;:.!?()\[\]\n]", raw))
+        for word in fold(part).split()
+    ]
+
+
+def _after_library_word(
+    mentions: Sequence[PlaceMention], words: Sequence[tuple[str, int]]
+) -> PlaceMention | None:
+    """The place named closest after a library word in the same clause, within LIBRARY_REACH."""
+    at = [(i, clause) for i, (word, clause) in enumerate(words) if word in LIBRARY_WORDS]
+    best: tuple[int, PlaceMention] | None = None
+    for mention in mentions:
+        if mention.start >= len(words):
+            continue
+        clause_of_place = words[mention.start][1]
+        gaps = [
+            mention.start - i
+            for i, clause in at
+            if 0 < mention.start - i <= LIBRARY_REACH and clause == clause_of_place
+        ]
+        if gaps and (best is None or min(gaps) < best[0]):
+            best = (min(gaps), mention)
+    return best[1] if best else None
 
 
 def _read(
