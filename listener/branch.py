@@ -19,6 +19,7 @@ Every decision adds a line of evidence saying why.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -106,7 +107,13 @@ class BranchResolver:
                     self.municipality_of[org.id, branch.id] = municipality
 
     def choose(
-        self, org: str, text: Text, located: Located, branch: str | None, distance_km: float | None
+        self,
+        org: str,
+        text: Text,
+        located: Located,
+        branch: str | None,
+        distance_km: float | None,
+        profile: str | None = None,
     ) -> BranchChoice:
         """The branch for a post tied to `org`, starting from the geometry's answer."""
         named = self._named_branch(org, text)
@@ -123,6 +130,9 @@ class BranchResolver:
             if topic is not None:
                 why = f"about the whole organisation ('{topic}'), placed by the profile only"
                 return BranchChoice(None, None, (f"{why}: branch unknown",))
+            if profile and _an_area(profile):
+                why = f"the profile location '{profile.strip()}' covers an area"
+                return BranchChoice(None, None, (f"{why}: branch unknown",))
         if location.mention is None:
             return BranchChoice(branch, distance_km)
         return self._place(org, location.mention.place, branch, distance_km)
@@ -138,7 +148,7 @@ class BranchResolver:
         named = {
             bid: name
             for name, bid in candidates.items()
-            if not self.gazetteer.candidates(name) or name in places
+            if name in ORDINARY_NAMES or not self.gazetteer.candidates(name) or name in places
         }
         if len(named) == 1:
             branch_id, name = next(iter(named.items()))
@@ -184,6 +194,15 @@ class BranchResolver:
             why = f"the post's coordinates are about halfway between {a} and {b}"
             return BranchChoice(None, None, (f"{why}: branch unknown",))
         return BranchChoice(branch, distance_km)
+
+
+#: A profile location that names more than one town, or a town and its surroundings.
+_AREA_PROFILE = re.compile(r"[/|&+]|\b(en|and|e\.?o\.?|omstreken|omgeving|regio|area)\b", re.I)
+
+
+def _an_area(profile: str) -> bool:
+    """'Leusden/Amersfoort', 'Alkmaar e.o.', 'Amsterdam | Berlin': not one town."""
+    return _AREA_PROFILE.search(profile) is not None
 
 
 def _plain(cbs_name: str) -> str:

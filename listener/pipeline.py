@@ -199,7 +199,10 @@ class Classifier:
         decision.org, decision.branch, decision.query = best.org, best.branch, best.search_id
         decision.distance_km = best.distance_km
         decision.evidence += [e for e in best.located.evidence if e not in decision.evidence]
-        choice = self.branches.choose(best.org, text, best.located, best.branch, best.distance_km)
+        profile = post.author.location if post.author else None
+        choice = self.branches.choose(
+            best.org, text, best.located, best.branch, best.distance_km, profile
+        )
         decision.branch, decision.distance_km = choice.branch, choice.distance_km
         decision.evidence += choice.evidence
         urgency = score_post(post)

@@ -113,6 +113,8 @@ PARTICLES = ARTICLES | _wordset("s op aan bij in van en onder over a d")
 
 # Common Dutch and English words that are also place names (or near misses of one, for the fuzzy
 # look-up). Such a name needs a supporting context, and such a word is never fuzzy-matched.
+#: Words so common after a preposition ('in een', 'in één') that only a capital makes them a place.
+CAPITAL_ONLY = frozenset({"een"})
 COMMON_WORDS = _wordset(
     """
     alle anderen appels baal balen balk ballast beek berg bergen best bevel bever binnenstad boom
@@ -194,7 +196,9 @@ _OTHER_REGIONS = (
 _ABROAD = """
     afrika amerika azie brazilie canada denemarken duitsland egypte engeland europa frankrijk
     indie italie malta noorwegen oostenrijk polen rome rusland siberie spanje turkije zweden
-    zwitserland
+    zwitserland portugal ierland griekenland
+    norway germany france spain england ireland italy sweden denmark poland austria switzerland
+    greece usa
 """
 QUALIFIERS: dict[str, tuple[str, str]] = {
     **{
@@ -698,6 +702,10 @@ def _supported(words: list[_Word], i: int, n: int, needs: int, profile: bool) ->
     span = words[i : i + n]
     key = " ".join(w.text for w in span)
     before = words[i - 1] if i > 0 else None
+    if key in CAPITAL_ONLY and not all(w.capitalised for w in span):
+        return False  # 'in één gebouw', 'in een volle zaal': not the village Een
+    if before is not None and before.text == "te" and not span[0].capitalised:
+        return False  # 'te melden', 'te lenen': an infinitive, not 'te Leusden'
     if (
         before is not None
         and span[0].text not in ARTICLES

@@ -102,11 +102,16 @@ def locate(
     scan = gazetteer.scan(post.text)
     usable = [m for m in scan.places if m.negation is None]
     notes += [f"'{m.written}' is negated: not used" for m in scan.places if m.negation]
+    abroad = [m for m in usable if _qualified_abroad(m, scan.regions)]
+    usable = [m for m in usable if m not in abroad]
+    notes += [f"'{m.written}' is abroad here: not used" for m in abroad]
     need_profile = coordinates is None and not usable
     profile, profile_notes = _from_profile(post, gazetteer, geocode if need_profile else None)
     text = _from_text(usable, index, coordinates, profile, notes, _clause_words(post.text))
     if text is None:
         notes += [_region_note("text names", region) for region in scan.regions]
+    if text is None and abroad:
+        profile = None  # the text speaks of a town abroad: where the author lives says nothing
     sources = (coordinates, text, profile)
     location = next((found for found in sources if found is not None), None)
     if location is None:
@@ -182,6 +187,14 @@ def _from_text(
         notes.insert(0, f"text names {len(read)} places ({named}); took {chosen.place.name}, {why}")
     return Location(
         chosen.place.lat, chosen.place.lon, "text", chosen, "text names " + _named(chosen)
+    )
+
+
+def _qualified_abroad(mention: PlaceMention, regions: Sequence[RegionMention]) -> bool:
+    """'Bergen (Noorwegen)', 'Bergen in Norway': the same-named town abroad."""
+    return any(
+        r.kind == "abroad" and 0 < r.start - mention.start <= 2 + len(mention.written.split())
+        for r in regions
     )
 
 
