@@ -119,6 +119,8 @@ class BranchResolver:
         named = self._named_branch(org, text)
         if named is not None:
             branch_id, name = named
+            if branch_id == branch:  # the places said so already
+                return BranchChoice(branch, distance_km)
             return BranchChoice(branch_id, None, (f"text names branch {branch_id} ('{name}')",))
         location = located.location
         if branch is None or location is None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from listener.config import Config
+from listener.geo.nominatim import ProfileGeocoder
 from listener.notify import Notifier, NotifierUnavailable, build_notifier
 from listener.outbox import Deliverer, RoundResult
 from listener.pipeline import CONSOLE_FALLBACK, Classifier
@@ -73,6 +74,15 @@ def build_notifiers(
     return notifiers, unavailable
 
 
+def _profile_geocoder(config: Config, store: Store) -> ProfileGeocoder | None:
+    """Nominatim for profile locations the gazetteer does not know, when [geo] turns it on."""
+    if not config.main.geo.nominatim:
+        return None
+    geocoder = ProfileGeocoder(config.main.geo, store.engine)
+    log.info("profile locations the gazetteer does not know: %r", geocoder)
+    return geocoder
+
+
 @dataclass
 class Daemon:
     config: Config
@@ -104,7 +114,7 @@ class Daemon:
             config=config,
             store=store,
             sources=sources,
-            classifier=Classifier(config),
+            classifier=Classifier(config, geocode=_profile_geocoder(config, store)),
             deliverer=Deliverer(store, notifiers, config.main.outbox, unavailable),
             active=set(notifiers),
         )

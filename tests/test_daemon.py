@@ -11,7 +11,7 @@ import pytest
 
 from listener.config import load_config
 from listener.daemon import Daemon
-from listener.post import Post
+from listener.post import Author, Post
 from listener.sources import Batch, SourceError
 from tests.support.configs import write_setup
 
@@ -146,3 +146,26 @@ def test_a_poll_that_saved_alerts_wakes_delivery_at_once(daemon: Daemon) -> None
     assert not daemon.wake_delivery.is_set()
     daemon.poll(ScriptedSource("busy", [Batch([make_post(2)], "c1")]))
     assert daemon.wake_delivery.is_set()
+
+
+def test_with_nominatim_on_an_unknown_profile_location_is_looked_up_once(tmp_path: Path) -> None:
+    from tests.support.nominatim_server import NominatimServer, place
+
+    eemplein = place(1, "Eemplein, Amersfoort, Utrecht, Nederland", "52.1572", "5.3826", "nl")
+    with NominatimServer(places={"eemplein 77": [eemplein]}) as server:
+        geo = (
+            f'[geo]\nnominatim = true\nnominatim_domain = "{server.domain}"\n'
+            'nominatim_scheme = "http"\nuser_agent = "listener tests (test@example.org)"\n'
+            'min_interval = "0.01s"\n'
+        )
+        daemon = Daemon.from_config(load_config(write_setup(tmp_path, extra_main=geo)), env={})
+        posts = [
+            Post(f"t:{n}", "bluesky", "de bieb is dicht", datetime(2026, 11, 20, tzinfo=UTC),
+                 author=Author(handle=f"a{n}", location="Eemplein 77"))
+            for n in (1, 2)
+        ]  # fmt: skip
+        daemon.poll(ScriptedSource("s", [Batch(posts, "c1")]))
+        decisions = [daemon.classifier.decide(p) for p in posts]
+        daemon.store.close()
+    assert [(d.org, d.branch) for d in decisions] == [("eemland", "amersfoort")] * 2
+    assert [r.params["q"] for r in server.requests] == ["eemplein 77"]  # then the cache answers
