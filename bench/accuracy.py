@@ -31,10 +31,13 @@ def main() -> None:
     report = backtest(classifier, posts, read_truth(args.corpus / "truth.jsonl"))
 
     print(f"corpus: {report.posts} posts, {report.about_an_organisation} about an organisation")
-    print(f"{'system':<14} {'precision':>9} {'recall':>7} {'F1':>6} {'branch accuracy':>22}")
+    print(f"{'':<14} {'organisation':^22}  {'branch':^22}")
+    print(f"{'system':<14} {'P':>6} {'R':>7} {'F1':>7}  {'P':>6} {'R':>7} {'F1':>7}  accuracy")
     for name, s in report.systems.items():
-        branch = f"{s.branch_accuracy:.3f} ({s.branch_right}/{s.branch_total})"
-        print(f"{name:<14} {s.precision:>9.3f} {s.recall:>7.3f} {s.f1:>6.3f} {branch:>22}")
+        org = f"{s.precision:>6.3f} {s.recall:>7.3f} {s.f1:>7.3f}"
+        branch = f"{s.branch_precision:>6.3f} {s.branch_recall:>7.3f} {s.branch_f1:>7.3f}"
+        accuracy = f"{s.branch_accuracy:.3f} ({s.branch_right}/{s.branch_total})"
+        print(f"{name:<14} {org}  {branch}  {accuracy}")
     ours = report.systems["listener"]
     f1_state = "met" if ours.f1 >= TARGET_F1 else "NOT met"
     branch_state = "met" if ours.branch_accuracy >= TARGET_BRANCH else "NOT met"

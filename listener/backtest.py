@@ -4,8 +4,11 @@ A truth file has one JSON object per line: `{"id", "org", "branch", ...}` (org a
 when the post is about none of the organisations). Every system is scored the same way, over
 (organisation, post) pairs: a true positive is the right organisation given for a post, a false
 positive is any other organisation given for it, a miss is a post whose organisation was not
-given. Branch accuracy is counted on the posts tied to the right organisation (null = null
-counts as right: "somewhere in Apeldoorn, branch unknown" is a correct answer).
+given. Branch level is scored the same way over the answers that name a branch: a named branch
+that is wrong (or named where the truth has none) is a false positive, a branch the truth names
+and the answer does not is a miss. Branch accuracy is counted on the posts tied to the right
+organisation (null = null counts as right: "somewhere in Apeldoorn, branch unknown" is a
+correct answer).
 
 Two baselines run on the same posts, as the commercial tools work:
 - keyword-only: every post that contains a search term exactly (name, alias, @handle or generic
@@ -55,6 +58,9 @@ class Scores:
     misses: int = 0
     branch_right: int = 0
     branch_total: int = 0
+    branch_true_positives: int = 0
+    branch_false_positives: int = 0
+    branch_misses: int = 0
 
     @property
     def precision(self) -> float:
@@ -72,6 +78,21 @@ class Scores:
         return 2 * p * r / (p + r) if p + r else 0.0
 
     @property
+    def branch_precision(self) -> float:
+        found = self.branch_true_positives + self.branch_false_positives
+        return self.branch_true_positives / found if found else 0.0
+
+    @property
+    def branch_recall(self) -> float:
+        wanted = self.branch_true_positives + self.branch_misses
+        return self.branch_true_positives / wanted if wanted else 0.0
+
+    @property
+    def branch_f1(self) -> float:
+        p, r = self.branch_precision, self.branch_recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+    @property
     def branch_accuracy(self) -> float:
         return self.branch_right / self.branch_total if self.branch_total else 0.0
 
@@ -86,6 +107,9 @@ class Scores:
             "branch_right": self.branch_right,
             "branch_total": self.branch_total,
             "branch_accuracy": round(self.branch_accuracy, 4),
+            "branch_precision": round(self.branch_precision, 4),
+            "branch_recall": round(self.branch_recall, 4),
+            "branch_f1": round(self.branch_f1, 4),
         }
 
 
@@ -186,6 +210,15 @@ def _score(scores: Scores, post: Post, truth: Truth, answer: Answer) -> list[Mis
         mistakes.append(Mistake(post.id, kind, expected, got, text, answer.evidence))
 
     expected = _where(truth.org, truth.branch)
+    right_branch = (
+        answer.branch is not None and truth.org in answer.orgs and answer.branch == truth.branch
+    )
+    if right_branch:
+        scores.branch_true_positives += 1
+    elif answer.branch is not None:
+        scores.branch_false_positives += 1
+    if truth.branch is not None and not right_branch:
+        scores.branch_misses += 1
     wrong = [org for org in answer.orgs if org != truth.org]
     scores.false_positives += len(wrong)
     if truth.org is not None and truth.org in answer.orgs:

@@ -230,13 +230,17 @@ def backtest(
         out.print(json.dumps(report.as_dict(), ensure_ascii=False), markup=False)
         return
     out.print(Text(f"{report.posts} posts, {report.about_an_organisation} about an organisation"))
-    table = Table("system", "precision", "recall", "F1", "branch accuracy")
-    for name, scores in report.systems.items():
-        branch = f"{scores.branch_accuracy:.3f} ({scores.branch_right}/{scores.branch_total})"
-        table.add_row(
-            name, f"{scores.precision:.3f}", f"{scores.recall:.3f}", f"{scores.f1:.3f}", branch
-        )
+    table = Table()
+    table.add_column("system", no_wrap=True)
+    for heading in ("org P", "org R", "org F1", "br P", "br R", "br F1", "br acc"):
+        table.add_column(heading, justify="right", no_wrap=True)
+    for name, s in report.systems.items():
+        figures = (s.precision, s.recall, s.f1, s.branch_precision, s.branch_recall, s.branch_f1)
+        table.add_row(name, *(f"{x:.3f}" for x in (*figures, s.branch_accuracy)))
     out.print(table)
+    for name, s in report.systems.items():
+        out.print(Text(f"{name}: branch accuracy on {s.branch_total} posts tied to the right "
+                       f"organisation, {s.branch_right} right"))  # fmt: skip
     out.print(Text(f"listener's mistakes: {len(report.mistakes)}", style="bold"))
     for m in report.mistakes:
         out.print(Text(f"  {m.kind}: {m.id}: got {m.got}, expected {m.expected}"))

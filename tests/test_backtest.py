@@ -134,3 +134,18 @@ def test_the_command_prints_the_table_and_json(tmp_path: Path) -> None:
     data = json.loads(result.output)
     assert set(data["systems"]) == {"listener", "keyword-only", "radius-only"}
     assert data["posts"] == 33
+
+
+def test_branch_level_scores_count_named_branches() -> None:
+    scores = Scores()
+    p = post("x")
+    _score(scores, p, Truth("p", "a", "b1"), Answer(("a",), "b1"))  # right branch
+    _score(scores, p, Truth("p", "a", "b1"), Answer(("a",), "b2"))  # wrong: fp and miss
+    _score(scores, p, Truth("p", "a", None), Answer(("a",), "b2"))  # named where none is: fp
+    _score(scores, p, Truth("p", "a", "b1"), Answer(("a",), None))  # not named: miss
+    _score(scores, p, Truth("p", "a", None), Answer(("a",), None))  # unknown = unknown: nothing
+    assert (scores.branch_true_positives, scores.branch_false_positives) == (1, 2)
+    assert scores.branch_misses == 2
+    assert scores.branch_precision == pytest.approx(1 / 3)
+    assert scores.branch_recall == pytest.approx(1 / 3)
+    assert (scores.branch_right, scores.branch_total) == (2, 5)
