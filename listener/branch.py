@@ -132,12 +132,22 @@ class BranchResolver:
             if topic is not None:
                 why = f"about the whole organisation ('{topic}'), placed by the profile only"
                 return BranchChoice(None, None, (f"{why}: branch unknown",))
-            if profile and _an_area(profile):
+            if profile and self._an_area(profile):
                 why = f"the profile location '{profile.strip()}' covers an area"
                 return BranchChoice(None, None, (f"{why}: branch unknown",))
         if location.mention is None:
             return BranchChoice(branch, distance_km)
         return self._place(org, location.mention.place, branch, distance_km)
+
+    def _an_area(self, profile: str) -> bool:
+        """'Leusden/Amersfoort', 'Amsterdam | Berlin', 'Alkmaar e.o.': not one town. 'Berg en
+        Dal' and 'Leusden · zij/haar' name one."""
+        if _AREA_WORDS.search(profile):
+            return True
+        scan = self.gazetteer.scan(profile)
+        places = {m.place.geonameid for m in scan.places if m.negation is None}
+        abroad = [r for r in scan.regions if r.kind == "abroad"]
+        return len(places) + len(abroad) >= 2
 
     def _named_branch(self, org: str, text: Text) -> tuple[str, str] | None:
         """The one branch the text names. A name that is also a place counts only where the
@@ -198,13 +208,8 @@ class BranchResolver:
         return BranchChoice(branch, distance_km)
 
 
-#: A profile location that names more than one town, or a town and its surroundings.
-_AREA_PROFILE = re.compile(r"[/|&+]|\b(en|and|e\.?o\.?|omstreken|omgeving|regio|area)\b", re.I)
-
-
-def _an_area(profile: str) -> bool:
-    """'Leusden/Amersfoort', 'Alkmaar e.o.', 'Amsterdam | Berlin': not one town."""
-    return _AREA_PROFILE.search(profile) is not None
+#: Words that make a profile location an area: 'Alkmaar e.o.', 'regio Utrecht'.
+_AREA_WORDS = re.compile(r"\b(e\.?o\.?|omstreken|omgeving|regio|area)(\W|$)", re.IGNORECASE)
 
 
 def _plain(cbs_name: str) -> str:

@@ -102,6 +102,11 @@ def test_load_reads_a_file_given_by_path() -> None:
         "Zutphen",
         "Achterveld",
         "Soest",
+        "Hooglanderveen",
+        "Groningen",
+        "Amsterdam",
+        "Een",
+        "Melden",
     ],
 )
 def test_the_names_these_tests_use_are_in_the_data(gazetteer: Gazetteer, name: str) -> None:
@@ -601,3 +606,102 @@ def test_regions_in_running_text_need_a_capital_or_a_preposition(
 def test_a_region_is_never_fuzzy_matched_to_a_place(gazetteer: Gazetteer) -> None:
     assert gazetteer.lookup("Twente") is None
     assert gazetteer.find_in_text("de bieb in Twente") == []
+
+
+# -- contrastive negation ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "negation", "other"),
+    [
+        ("Niet de bieb in Leusden maar die in Hooglanderveen", "Niet", "Hooglanderveen"),
+        ("niet de bieb in Leusden, die in Hooglanderveen", "niet", "Hooglanderveen"),
+        ("Niet de bieb in Leusden, ik bedoel die in Amersfoort", "Niet", "Amersfoort"),
+        ("not the library in Leusden but the one in Amersfoort", "not", "Amersfoort"),
+    ],
+)
+def test_a_negation_before_the_library_word_negates_the_place_when_the_sentence_turns(
+    gazetteer: Gazetteer, text: str, negation: str, other: str
+) -> None:
+    leusden, turned_to = gazetteer.find_in_text(text)
+    assert (leusden.place.geonameid, leusden.negation) == (LEUSDEN, negation)
+    assert (turned_to.place.name, turned_to.negation) == (other, None)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ik ben niet naar de bieb in Leusden geweest",  # no turn to another place
+        "de bieb in Leusden is niet open maar dicht",  # the negation comes after the place
+        "niet de bieb in Leusden. Maar die in Amersfoort",  # the turn is in another sentence
+        "de bieb in Amersfoort is niet open, maar die in Leusden wel",  # 'maar' ends the reach
+    ],
+)
+def test_a_negation_without_a_turn_after_the_place_does_not_negate_it(
+    gazetteer: Gazetteer, text: str
+) -> None:
+    [leusden] = [m for m in gazetteer.find_in_text(text) if m.place.geonameid == LEUSDEN]
+    assert leusden.negation is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Ik snap niet waarom de bieb in Leusden zo vroeg dicht gaat, maar goed.",
+        "Geen idee waarom de bieb in Leusden dicht is, maar wel balen",
+    ],
+)
+def test_a_turn_that_names_no_other_place_does_not_negate_the_place_before_it(
+    gazetteer: Gazetteer, text: str
+) -> None:
+    # The module doc: a negation earlier in the sentence, 'and the sentence then turns to
+    # another place'. Here it turns to no place: the post is about the bieb in Leusden.
+    [leusden] = gazetteer.find_in_text(text)
+    assert leusden.place.geonameid == LEUSDEN
+    assert leusden.negation is None
+
+
+# -- 'een' and 'te' ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "alles in één gebouw, handig",
+        "de lezing was in een volle zaal",
+        "In één gebouw: bieb en muziekschool",
+        "Een mooie dag in de bieb",  # a capital opening the sentence is no support
+    ],
+)
+def test_een_after_a_preposition_is_the_article_not_the_village(
+    gazetteer: Gazetteer, text: str
+) -> None:
+    assert gazetteer.find_in_text(text) == []
+
+
+@pytest.mark.parametrize("text", ["we wonen in Een", "vandaag naar Een, bij Norg"])
+def test_een_with_a_capital_after_a_preposition_is_the_village(
+    gazetteer: Gazetteer, text: str
+) -> None:
+    [een, *_] = gazetteer.find_in_text(text)
+    assert een.place.name == "Een"
+    assert een.place.admin1 == "Drenthe"
+
+
+@pytest.mark.parametrize(
+    "text", ["zonder het te melden", "het is niet te melden", "vergeten het boek te verlengen"]
+)
+def test_a_word_after_te_in_lower_case_is_an_infinitive_not_a_place(
+    gazetteer: Gazetteer, text: str
+) -> None:
+    assert gazetteer.find_in_text(text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "name"), [("de bieb te Leusden", "Leusden"), ("de bieb te Melden", "Melden")]
+)
+def test_a_place_after_te_with_a_capital_is_a_place(
+    gazetteer: Gazetteer, text: str, name: str
+) -> None:
+    [mention] = gazetteer.find_in_text(text)
+    assert mention.place.name == name

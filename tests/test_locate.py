@@ -469,3 +469,144 @@ def test_a_place_abroad_in_the_text_is_no_branch_area(gazetteer: Gazetteer) -> N
     located = locate(post("de bieb in Spanje was beter"), AREAS, gazetteer)
     assert located.location is None
     assert "text names 'Spanje', abroad: no branch there" in located.evidence
+
+
+# -- the place right after the library word ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def amsterdam(gazetteer: Gazetteer) -> AreaIndex:
+    """One branch area, around Amsterdam: the 'first in a branch area' rule would take it."""
+    [centre] = gazetteer.candidates("Amsterdam")
+    return AreaIndex((Area("oba", "oosterdok", "OBA Oosterdok", centre.lat, centre.lon, 5),))
+
+
+def text_place(located: Located) -> str | None:
+    if located.location is None or located.location.mention is None:
+        return None
+    return located.location.mention.place.name
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "De bieb in het Forum in Groningen blijft de mooiste, sorry Amsterdam",
+        "Amsterdam is leuk maar de bieb in Groningen",
+    ],
+)
+def test_the_place_right_after_the_library_word_wins_over_a_place_in_a_branch_area(
+    gazetteer: Gazetteer, amsterdam: AreaIndex, text: str
+) -> None:
+    assert gazetteer.candidates("Forum") == []  # the building is no place
+    located = locate(post(text), amsterdam, gazetteer)
+    assert text_place(located) == "Groningen"
+    assert located.branch is None
+    assert any(
+        line.startswith("text names 2 places")
+        and line.endswith("took Groningen, the one after the library word")
+        for line in located.evidence
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Groningen blijft de mooiste, sorry Amsterdam",  # no library word at all
+        "Amsterdam is leuk maar Groningen ook",
+    ],
+)
+def test_without_a_library_word_the_first_place_in_a_branch_area_wins(
+    gazetteer: Gazetteer, amsterdam: AreaIndex, text: str
+) -> None:
+    located = locate(post(text), amsterdam, gazetteer)
+    assert text_place(located) == "Amsterdam"
+    assert branch_id(located) == "oosterdok"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Ik mis de bieb, Groningen is zo anders dan Amsterdam",  # a comma ends the clause
+        "Ik mis de bieb (Groningen) en Amsterdam",  # so does a bracket
+        "de bieb is dicht dus ik ga naar Groningen of Amsterdam",  # more than 5 words on
+    ],
+)
+def test_a_place_in_another_clause_or_too_far_from_the_library_word_is_not_after_it(
+    gazetteer: Gazetteer, amsterdam: AreaIndex, text: str
+) -> None:
+    located = locate(post(text), amsterdam, gazetteer)
+    assert text_place(located) == "Amsterdam"
+    assert (
+        "text names 2 places (Groningen, Amsterdam); took Amsterdam, the first in a branch area"
+        in located.evidence
+    )
+
+
+def test_the_place_after_the_library_word_in_the_same_clause_is_taken(
+    gazetteer: Gazetteer, amsterdam: AreaIndex
+) -> None:
+    located = locate(
+        post("Ik mis de bieb in Groningen, zo anders dan Amsterdam"), amsterdam, gazetteer
+    )
+    assert text_place(located) == "Groningen"
+
+
+# -- a town abroad -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def kennemerland(gazetteer: Gazetteer) -> AreaIndex:
+    bergen = next(p for p in gazetteer.candidates("Bergen") if p.admin1 == "Noord-Holland")
+    [alkmaar] = gazetteer.candidates("Alkmaar")
+    return AreaIndex(
+        (
+            Area("kw", "bergen", "Bibliotheek Bergen", bergen.lat, bergen.lon, 3),
+            Area("kw", "alkmaar", "Bibliotheek Alkmaar", alkmaar.lat, alkmaar.lon, 3),
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "abroad"),
+    [
+        ("Op vakantie in Bergen (Noorwegen), de bieb hier is prachtig", "Noorwegen"),
+        ("Op vakantie in Bergen in Norway, de bieb hier is prachtig", "Norway"),
+    ],
+)
+def test_a_town_qualified_as_abroad_places_nothing_and_the_profile_does_not_stand_in(
+    gazetteer: Gazetteer, kennemerland: AreaIndex, text: str, abroad: str
+) -> None:
+    located = locate(post(text, profile="Alkmaar"), kennemerland, gazetteer)
+    assert located.location is None
+    assert located.branch is None
+    assert "'Bergen' is abroad here: not used" in located.evidence
+    assert f"text names '{abroad}', abroad: no branch there" in located.evidence
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Op vakantie in Bergen, de bieb hier is prachtig",
+        "de bieb in Bergen, volgend jaar naar Noorwegen",  # the country is not right after it
+    ],
+)
+def test_a_town_not_qualified_as_abroad_is_the_dutch_one(
+    gazetteer: Gazetteer, kennemerland: AreaIndex, text: str
+) -> None:
+    located = locate(post(text, profile="Alkmaar"), kennemerland, gazetteer)
+    assert located.location is not None and located.location.how == "text"
+    assert located.location.mention is not None
+    assert located.location.mention.place.label() == "Bergen (Noord-Holland)"
+    assert branch_id(located) == "bergen"
+    assert not any("abroad here" in line for line in located.evidence)
+
+
+def test_a_country_abroad_without_a_town_leaves_the_profile_to_place_the_post(
+    gazetteer: Gazetteer,
+) -> None:
+    located = locate(
+        post("Op vakantie in Spanje, mis de bieb", profile="Leusden"), AREAS, gazetteer
+    )
+    assert located.location is not None and located.location.how == "profile"
+    assert branch_id(located) == "leusden"
+    assert "text names 'Spanje', abroad: no branch there" in located.evidence

@@ -198,7 +198,7 @@ _ABROAD = """
     indie italie malta noorwegen oostenrijk polen rome rusland siberie spanje turkije zweden
     zwitserland portugal ierland griekenland
     norway germany france spain england ireland italy sweden denmark poland austria switzerland
-    greece usa
+    greece usa berlijn berlin londen london parijs paris barcelona madrid lissabon lisbon
 """
 QUALIFIERS: dict[str, tuple[str, str]] = {
     **{
@@ -480,7 +480,7 @@ class Gazetteer:
                 i = after
             else:
                 i += 1
-        return Scan(found, regions)
+        return Scan(_contrasted(text, words, found), regions)
 
     def _region(
         self, text: str, words: list[_Word], i: int, profile: bool
@@ -624,12 +624,16 @@ _POINTING = ("die", "dat", "the one")
 
 def _negation(text: str, words: list[_Word], i: int) -> str | None:
     """The negation before words[i] in the same clause, as written, or None (see the module doc)."""
-    return _close_negation(text, words, i) or _contrastive_negation(text, words, i)
+    return _close_negation(text, words, i)
 
 
-def _contrastive_negation(text: str, words: list[_Word], i: int) -> str | None:
+def _contrastive_negation(
+    text: str, words: list[_Word], i: int, later_places: Sequence[int]
+) -> str | None:
     """'Niet de bieb in Leusden maar die in Amersfoort', 'not the OBA in Osdorp, the one in …':
-    a negation earlier in the sentence, and the sentence then turns to another place."""
+    a negation earlier in the sentence, and the sentence then turns to another place (one of
+    `later_places`, character offsets of the places named after words[i]). 'Ik snap niet
+    waarom de bieb in Leusden dicht is, maar goed' turns to no place: Leusden stands."""
     negation = None
     for j in range(i - 1, max(-1, i - 1 - CONTRAST_REACH), -1):
         if _SENTENCE_BREAK.intersection(text[words[j].end : words[j + 1].start]):
@@ -641,11 +645,33 @@ def _contrastive_negation(text: str, words: list[_Word], i: int) -> str | None:
             break
     if negation is None:
         return None
-    rest = text[words[i].end :]
-    sentence = re.split(r"[.!?\n]", rest, maxsplit=1)[0].casefold()
-    turned = any(re.search(rf"(^|\W){re.escape(t)}(\W|$)", sentence) for t in _TURNS)
-    pointed = re.search(r",\s*(" + "|".join(_POINTING) + r")\b", sentence) is not None
-    return negation if turned or pointed else None
+    begin = words[i].end
+    sentence = re.split(r"[.!?\n]", text[begin:], maxsplit=1)[0].casefold()
+    turns = [
+        found.end()
+        for t in _TURNS
+        if (found := re.search(rf"(^|\W){re.escape(t)}(\W|$)", sentence)) is not None
+    ]
+    if (pointed := re.search(r",\s*(" + "|".join(_POINTING) + r")\b", sentence)) is not None:
+        turns.append(pointed.end())
+    if not turns:
+        return None
+    turn, end = begin + min(turns), begin + len(sentence)
+    return negation if any(turn <= at < end for at in later_places) else None
+
+
+def _contrasted(text: str, words: list[_Word], found: list[PlaceMention]) -> list[PlaceMention]:
+    """Mark the places negated by a contrast with a place named after them (a second pass,
+    because the place turned to is only known once the whole text is scanned)."""
+    out = []
+    for k, mention in enumerate(found):
+        later = [words[m.start].start for m in found[k + 1 :] if m.start < len(words)]
+        if mention.negation is None and later and mention.start < len(words):
+            negation = _contrastive_negation(text, words, mention.start, later)
+            if negation is not None:
+                mention = replace(mention, negation=negation)
+        out.append(mention)
+    return out
 
 
 def _close_negation(text: str, words: list[_Word], i: int) -> str | None:
