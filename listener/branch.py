@@ -155,7 +155,13 @@ class BranchResolver:
         candidates = {n: bid for n, bid in self.names.get(org, {}).items() if text.has(n)}
         if not candidates:
             return None
-        found = [m for m in self.gazetteer.find_in_text(text.raw) if m.negation is None]
+        index = self.indexes.get(org)
+        found = [
+            m
+            for m in self.gazetteer.find_in_text(text.raw)
+            if m.negation is None and index is not None and index.inside(m.place.lat, m.place.lon)
+        ]  # read as a place where this organisation is: 'Bergen' as Bergen op Zoom names no
+        # branch in Bergen (NH)
         places = {fold(m.place.name) for m in found} | {fold(m.written) for m in found}
         named = {
             bid: name

@@ -705,3 +705,15 @@ def test_a_place_after_te_with_a_capital_is_a_place(
 ) -> None:
     [mention] = gazetteer.find_in_text(text)
     assert mention.place.name == name
+
+
+@pytest.mark.parametrize(
+    ("text", "town"),
+    [
+        ("Lezing over de Domtoren in de bieb", "Utrecht"),
+        ("Uitzicht op de Euromast vanuit de bibliotheek", "Rotterdam"),
+        ("11-11! Zelfs de bieb heeft een Krabbegat-vlag", "Bergen op Zoom"),
+    ],
+)
+def test_a_landmark_names_its_town(text: str, town: str) -> None:
+    assert [m.place.name for m in default_gazetteer().find_in_text(text)] == [town]
