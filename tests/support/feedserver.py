@@ -12,12 +12,11 @@ headers, bodies or delays. Every request is recorded (path, query, headers).
 
 from __future__ import annotations
 
-import threading
-from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
+
+from tests.support.localserver import LocalServer
 
 
 @dataclass(frozen=True)
@@ -41,7 +40,7 @@ class Recorded:
     headers: dict[str, str]
 
 
-class FeedServer:
+class FeedServer(LocalServer["Recorded", "Reply"]):
     """Context manager running the server in a background thread; see the module docstring."""
 
     def __init__(
@@ -56,53 +55,21 @@ class FeedServer:
         self.content_type = content_type
         self.etag = etag
         self.last_modified = last_modified
-        self.requests: list[Recorded] = []
-        self._script: deque[Reply] = deque()
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        super().__init__()
 
-    def script(self, *replies: Reply) -> None:
-        """Answer the next requests with these replies, in order, before the default behaviour."""
-        with self._lock:
-            self._script.extend(replies)
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _handler_for(self)
 
     def url(self, path: str = "/feed.xml") -> str:
         """The absolute URL of `path` on this server."""
-        if self._httpd is None:
-            raise RuntimeError("the server is not running; use it as a context manager")
-        host, port = self._httpd.server_address[:2]
+        host, port = self.address
         return f"http://{host}:{port}{path}"
-
-    def __enter__(self) -> FeedServer:
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._stopping.set()  # wakes handlers sleeping on a scripted delay
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
 
     def _answer(self, recorded: Recorded) -> Reply:
         """What to send for a request: the next scripted reply, a 304, or the payload."""
-        with self._lock:
-            self.requests.append(recorded)
-            if self._script:
-                return self._script.popleft()
+        scripted = self.next_scripted(recorded)
+        if scripted is not None:
+            return scripted
         headers = {"Content-Type": self.content_type}
         if self.etag is not None:
             headers["ETag"] = self.etag
@@ -131,7 +98,7 @@ def _handler_for(server: FeedServer) -> type[BaseHTTPRequestHandler]:
                 headers={name.lower(): value for name, value in self.headers.items()},
             )
             reply = server._answer(recorded)
-            if reply.delay and server._stopping.wait(reply.delay):
+            if reply.delay and server.stopping.wait(reply.delay):
                 return
             body = server.body if reply.body is None else reply.body
             try:

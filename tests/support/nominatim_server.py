@@ -17,13 +17,12 @@ User-Agent), and the next answers can be scripted: a 429 with Retry-After, a 500
 from __future__ import annotations
 
 import json
-import threading
-from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from tests.support.localserver import LocalServer
 
 LICENCE = "Data © OpenStreetMap contributors, ODbL 1.0. http://osm.org/copyright"
 
@@ -96,30 +95,21 @@ class Recorded:
     user_agent: str | None
 
 
-class NominatimServer:
+class NominatimServer(LocalServer["Recorded", "Reply"]):
     """Context manager running the server in a background thread; see the module docstring."""
 
     def __init__(self, places: dict[str, list[dict[str, Any]]] | None = None) -> None:
         self.places = KNOWN if places is None else places
-        self.requests: list[Recorded] = []
-        self._script: deque[Reply] = deque()
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        super().__init__()
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _handler_for(self)
 
     @property
     def domain(self) -> str:
         """'127.0.0.1:PORT', for `GeoSettings.nominatim_domain` (with `nominatim_scheme='http'`)."""
-        if self._httpd is None:
-            raise RuntimeError("the server is not running; use it as a context manager")
-        host, port = self._httpd.server_address[:2]
-        return f"{host!s}:{port}"
-
-    def script(self, *replies: Reply) -> None:
-        """Answer the next requests with these replies, in order, before the normal answers."""
-        with self._lock:
-            self._script.extend(replies)
+        host, port = self.address
+        return f"{host}:{port}"
 
     def search(self, params: dict[str, str]) -> list[dict[str, Any]]:
         """What Nominatim would answer to these /search parameters."""
@@ -133,33 +123,10 @@ class NominatimServer:
             results = [{k: v for k, v in r.items() if k != "address"} for r in results]
         return results
 
-    def __enter__(self) -> NominatimServer:
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._stopping.set()  # wakes handlers sleeping on a scripted delay
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
     def _answer(self, recorded: Recorded) -> Reply:
-        with self._lock:
-            self.requests.append(recorded)
-            if self._script:
-                return self._script.popleft()
+        scripted = self.next_scripted(recorded)
+        if scripted is not None:
+            return scripted
         if recorded.path != "/search":
             return Reply(status=404, body=b'{"error": "unknown path"}')
         return Reply(body=None)
@@ -175,7 +142,7 @@ def _handler_for(server: NominatimServer) -> type[BaseHTTPRequestHandler]:
                 user_agent=self.headers.get("User-Agent"),
             )
             reply = server._answer(recorded)
-            if reply.delay and server._stopping.wait(reply.delay):
+            if reply.delay and server.stopping.wait(reply.delay):
                 return
             body = reply.body
             if body is None and reply.status == 200:
