@@ -99,6 +99,16 @@ def build_notifier(
     return notifier
 
 
+def secret_from_env(env: Mapping[str, str], name: str, inactive: str, needed_for: str = "") -> str:
+    """The secret in environment variable `name`, or NotifierUnavailable saying what is wrong
+    ("slack receiver 'x' inactive: environment variable SLACK_BOT_TOKEN is not set")."""
+    value = env.get(name, "").strip()
+    if not value:
+        state = "is empty" if name in env else "is not set"
+        raise NotifierUnavailable(f"{inactive}: environment variable {name} {state}{needed_for}")
+    return value
+
+
 def mask_secret(secret: str | None) -> str:
     """'xoxb-…abcd': enough to tell two secrets apart, never enough to use one."""
     if not secret:

@@ -35,7 +35,7 @@ from rich.console import Console
 
 from listener.alert import AlertMessage
 from listener.config.model import EmailSettings, MainFile, Receiver
-from listener.notify import NotifierUnavailable, TransportError, headline, scrub
+from listener.notify import NotifierUnavailable, TransportError, headline, scrub, secret_from_env
 
 log = logging.getLogger(__name__)
 
@@ -106,13 +106,8 @@ class EmailNotifier:
             raise NotifierUnavailable(f"{inactive}: config.toml has no [email] section")
         password = None
         if settings.username:
-            password = env.get(settings.password_env, "")
-            if not password:
-                state = "is empty" if settings.password_env in env else "is not set"
-                raise NotifierUnavailable(
-                    f"{inactive}: environment variable {settings.password_env} {state} "
-                    f"(needed to log in as {settings.username!r})"
-                )
+            needed = f" (needed to log in as {settings.username!r})"
+            password = secret_from_env(env, settings.password_env, inactive, needed)
         try:
             return cls(settings, password, receiver.to, templates_dir, timezone=main.timezone)
         except jinja2.TemplateError as exc:

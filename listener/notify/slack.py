@@ -39,7 +39,14 @@ from slack_sdk.models.blocks import (
 
 from listener.alert import AlertMessage
 from listener.config.model import MainFile, Receiver
-from listener.notify import NotifierUnavailable, TransportError, headline, mask_secret, scrub
+from listener.notify import (
+    NotifierUnavailable,
+    TransportError,
+    headline,
+    mask_secret,
+    scrub,
+    secret_from_env,
+)
 
 log = logging.getLogger(__name__)
 
@@ -128,12 +135,7 @@ class SlackNotifier:
         inactive = f"slack receiver {receiver.id!r} inactive"
         if settings is None:
             raise NotifierUnavailable(f"{inactive}: config.toml has no [slack] section")
-        token = env.get(settings.token_env, "").strip()
-        if not token:
-            state = "is empty" if settings.token_env in env else "is not set"
-            raise NotifierUnavailable(
-                f"{inactive}: environment variable {settings.token_env} {state}"
-            )
+        token = secret_from_env(env, settings.token_env, inactive)
         assert receiver.channel is not None  # Receiver's validator requires it for slack
         return cls(
             token=token,
