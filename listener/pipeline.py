@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from listener.alert import AlertMessage
-from listener.branch import BranchResolver, branch_names, searchable
+from listener.branch import GENERIC_NAME_WORDS, BranchResolver, branch_names, searchable
 from listener.config import Config
 from listener.config.model import Search
 from listener.geo.areas import Area, AreaIndex, BranchHit, load_area
@@ -81,6 +81,9 @@ class Classifier:
         self.gazetteer = gazetteer or default_gazetteer()
         self.geocode = geocode
         self.names = self._library_names(config)
+        self.name_words = {  # 'coda' of 'CODA Apeldoorn'; not 'bibliotheek' or 'de'
+            w for n in self.names for w in n.split() if w not in GENERIC_NAME_WORDS and len(w) > 2
+        }
         self.matchers = [self._matcher(s) for s in config.searches]
         self.areas_by_org: dict[str, list[Area]] = {
             org.id: [
@@ -119,7 +122,7 @@ class Classifier:
         folded = fold(words)
         return bool(folded) and (
             folded in self.names
-            or any(folded in n.split() for n in self.names)
+            or folded in self.name_words
             or bool(self.gazetteer.candidates(words))
         )
 
