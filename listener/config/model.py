@@ -76,9 +76,110 @@ class RssSource(Strict):
         return value
 
 
+class BlueskySource(Strict):
+    """Bluesky post search (app.bsky.feed.searchPosts), logged in with an app password."""
+
+    enabled: bool = True
+    service: str = "https://bsky.social"  # the PDS that logs in and proxies search
+    handle_env: str = "BLUESKY_HANDLE"
+    app_password_env: str = "BLUESKY_APP_PASSWORD"
+    interval: Duration = timedelta(minutes=5)
+    overlap: Duration = timedelta(minutes=10)  # re-read this much before the last post seen
+    lang: str | None = None  # e.g. "nl": only posts in that language
+    limit: int = Field(100, ge=1, le=100)
+
+
+JETSTREAM_INSTANCES = [
+    "wss://jetstream1.us-east.bsky.network/subscribe",
+    "wss://jetstream2.us-east.bsky.network/subscribe",
+    "wss://jetstream1.us-west.bsky.network/subscribe",
+    "wss://jetstream2.us-west.bsky.network/subscribe",
+]
+
+
+class JetstreamSource(Strict):
+    """The whole Bluesky network's posts over a websocket, filtered by listener's own matcher."""
+
+    enabled: bool = False  # bandwidth: a few dozen posts a second, all day
+    instances: list[str] = JETSTREAM_INSTANCES
+    interval: Duration = timedelta(seconds=5)  # how often the received posts are processed
+    rewind: Duration = timedelta(seconds=5)  # reconnect this far before the last event seen
+    queue_size: int = Field(10_000, ge=100)
+
+
+class MastodonInstance(Strict):
+    url: str  # https://mastodon.nl
+    hashtags: list[str] = ["bieb", "bibliotheek"]
+    token_env: str | None = None  # a user token enables statuses search
+
+
+class MastodonSource(Strict):
+    """Hashtag timelines (and statuses search with a token) per Mastodon instance."""
+
+    enabled: bool = True
+    instances: list[MastodonInstance] = []
+    interval: Duration = timedelta(minutes=5)
+
+
+class RedditSource(Strict):
+    """Reddit search and subreddit listings, with OAuth client credentials."""
+
+    enabled: bool = True
+    client_id_env: str = "REDDIT_CLIENT_ID"
+    client_secret_env: str = "REDDIT_CLIENT_SECRET"
+    user_agent: str = "listener/0.1 (webcare social listening)"
+    subreddits: list[str] = []  # e.g. ["Amersfoort", "thenetherlands"]: their `new` listings
+    api_url: str = "https://oauth.reddit.com"
+    token_url: str = "https://www.reddit.com/api/v1/access_token"
+    interval: Duration = timedelta(minutes=10)
+
+
+class XSource(Strict):
+    """X API v2 recent search with a bearer token (paid per post read)."""
+
+    enabled: bool = True
+    bearer_env: str = "X_BEARER_TOKEN"
+    api_url: str = "https://api.x.com"
+    point_radius: bool = False  # one point_radius per branch, where the plan allows geo operators
+    max_results: int = Field(100, ge=10, le=100)
+    interval: Duration = timedelta(minutes=15)
+
+
+class YouTubeSource(Strict):
+    """YouTube Data API search with location + locationRadius per branch."""
+
+    enabled: bool = True
+    api_key_env: str = "YOUTUBE_API_KEY"
+    api_url: str = "https://www.googleapis.com/youtube/v3"
+    interval: Duration = timedelta(hours=1)  # search.list costs quota: keep it rare
+
+
+class WebhookSource(Strict):
+    """POST /ingest on the HTTP port: canonical posts from any other tool."""
+
+    enabled: bool = False
+    token_env: str = "LISTENER_WEBHOOK_TOKEN"  # Authorization: Bearer <token>
+    hmac_secret_env: str = "LISTENER_WEBHOOK_SECRET"  # or X-Listener-Signature: sha256=<hex>
+    max_bytes: int = Field(1_000_000, ge=1_000)
+
+
 class Sources(Strict):
     replay: ReplaySource | None = None
     rss: RssSource | None = None
+    bluesky: BlueskySource | None = None
+    jetstream: JetstreamSource | None = None
+    mastodon: MastodonSource | None = None
+    reddit: RedditSource | None = None
+    x: XSource | None = None
+    youtube: YouTubeSource | None = None
+    webhook: WebhookSource | None = None
+
+
+class HttpSettings(Strict):
+    """The daemon's HTTP port (off unless a port is given): POST /ingest for the webhook."""
+
+    host: str = "127.0.0.1"
+    port: int | None = Field(None, ge=1, le=65535)
 
 
 class Backoff(Strict):
@@ -148,6 +249,7 @@ class MainFile(Strict):
     email: EmailSettings | None = None
     outbox: OutboxSettings = OutboxSettings()
     geo: GeoSettings = GeoSettings()
+    http: HttpSettings = HttpSettings()
 
     @field_validator("timezone")
     @classmethod

@@ -19,13 +19,15 @@ raises `SourceError`; the daemon keeps the old cursor and backs off (`transient=
 One bad item is never a failed fetch: it is logged, counted in `skipped` and left out.
 
 `build_sources` turns `config.toml`'s `[sources.*]` tables into sources. Each kind lives in its
-own module (`replay`, `rss`), imported lazily through `_REGISTRY`; each module has a
-`build(settings, *, searches, organisations, base_dir, client) -> list[Source]`.
+own module, imported lazily through `_REGISTRY`; each module has a
+`build(settings, *, searches, organisations, base_dir, client, env) -> list[Source]`, which raises
+`SourceUnavailable` when the source's credentials are not in `env`.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -45,6 +47,13 @@ __all__ = ["Batch", "Source", "SourceError", "build_sources"]
 _REGISTRY: dict[str, str] = {
     "replay": "listener.sources.replay",
     "rss": "listener.sources.rss",
+    "bluesky": "listener.sources.bluesky",
+    "jetstream": "listener.sources.jetstream",
+    "mastodon": "listener.sources.mastodon",
+    "reddit": "listener.sources.reddit",
+    "x": "listener.sources.x",
+    "youtube": "listener.sources.youtube",
+    "webhook": "listener.sources.webhook",
 }
 
 
@@ -74,6 +83,12 @@ class SourceError(Exception):
         self.retry_after = retry_after
 
 
+class SourceUnavailable(Exception):
+    """A source that is configured but cannot run: its credentials are not in the environment.
+    The message says exactly what is missing ("bluesky: environment variable
+    BLUESKY_APP_PASSWORD is not set"); `listener check` and `listener sources` show it."""
+
+
 class Source(Protocol):
     """A polled source of posts.
 
@@ -97,6 +112,8 @@ def build_sources(
     organisations: Mapping[str, Organisation],
     base_dir: Path,
     client: httpx.Client | None = None,
+    env: Mapping[str, str] | None = None,
+    unavailable: dict[str, str] | None = None,
 ) -> list[Source]:
     """Create every enabled source configured in `main.sources`.
 
@@ -104,6 +121,7 @@ def build_sources(
     source that talks HTTP; when None, such sources share one client created here, which lives
     as long as the process.
     """
+    env = os.environ if env is None else env
     sources: list[Source] = []
     for name in type(main.sources).model_fields:
         settings = getattr(main.sources, name)
@@ -112,15 +130,20 @@ def build_sources(
         if name not in _REGISTRY:
             raise ValueError(f"sources.{name}: no source of that kind is implemented")
         module = importlib.import_module(_REGISTRY[name])
-        sources.extend(
-            module.build(
-                settings,
-                searches=searches,
-                organisations=organisations,
-                base_dir=base_dir,
-                client=client,
+        try:
+            sources.extend(
+                module.build(
+                    settings,
+                    searches=searches,
+                    organisations=organisations,
+                    base_dir=base_dir,
+                    client=client,
+                    env=env,
+                )
             )
-        )
+        except SourceUnavailable as exc:
+            if unavailable is not None:
+                unavailable[name] = str(exc)
     keys = [source.key for source in sources]
     duplicates = sorted({key for key in keys if keys.count(key) > 1})
     if duplicates:

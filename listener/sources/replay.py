@@ -133,6 +133,7 @@ def build(
     organisations: Mapping[str, Organisation],
     base_dir: Path,
     client: httpx.Client | None,
+    env: Mapping[str, str] | None = None,
 ) -> list[ReplaySource]:
     """The one replay source `[sources.replay]` describes; its path is relative to `base_dir`."""
     return [

@@ -232,6 +232,7 @@ def build(
     organisations: Mapping[str, Organisation],
     base_dir: Path,
     client: httpx.Client | None,
+    env: Mapping[str, str] | None = None,
 ) -> list[RssSource]:
     """A source per saved search that uses RSS, and one per fixed feed in `settings.feeds`."""
     shared = client if client is not None else httpx.Client()  # lives as long as the process
