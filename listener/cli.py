@@ -139,10 +139,15 @@ def check(config: ConfigOption = DEFAULT_CONFIG) -> None:
     for search in cfg.searches:
         scope = search.org or "all organisations"
         out.print(Text(f"    {search.id}: {search.kind}, {scope}, fuzzy {search.fuzzy}"))
-    sources = build_sources(cfg.main, cfg.searches, cfg.organisations, cfg.base_dir)
+    unavailable: dict[str, str] = {}
+    sources = build_sources(
+        cfg.main, cfg.searches, cfg.organisations, cfg.base_dir, unavailable=unavailable
+    )
     out.print(Text(f"  sources: {len(sources)}"))
     for source in sources:
         out.print(Text(f"    {source.key} every {_duration(source.interval.total_seconds())}"))
+    for kind, reason in unavailable.items():
+        out.print(Text(f"    {kind}: not running ({reason})", style="yellow"))
     _, unavailable = build_notifiers(cfg)
     out.print(Text(f"  receivers: {len(cfg.receivers)}, routes: {len(cfg.routes)}"))
     for receiver in cfg.receivers.values():
@@ -156,6 +161,51 @@ def check(config: ConfigOption = DEFAULT_CONFIG) -> None:
         out.print(Text(warning, style="yellow"))
     if not cfg.routes:
         out.print(Text("  warning: no routes, so no alert goes anywhere", style="yellow"))
+
+
+@app.command()
+def sources(config: ConfigOption = DEFAULT_CONFIG) -> None:
+    """List the sources: which run and which cannot (and why), their health and cursors."""
+    from listener.health import SourceHealth
+    from listener.sources import build_sources
+    from listener.store import Store
+
+    cfg = _load(config)
+    unavailable: dict[str, str] = {}
+    built = build_sources(
+        cfg.main, cfg.searches, cfg.organisations, cfg.base_dir, unavailable=unavailable
+    )
+    store = Store(cfg.database_url)
+    try:
+        health = {row.key: row for row in SourceHealth(store).rows()}
+        cursors = {row.key: row.value for row in store.source_states()}
+    finally:
+        store.close()
+    table = Table("source", "every", "last success", "new", "trouble", "cursor")
+    for source in built:
+        row = health.get(source.key)
+        trouble = ""
+        if row is not None and row.failing_since is not None:
+            trouble = f"failing since {row.failing_since:%Y-%m-%d %H:%M}: {row.last_error}"
+        table.add_row(
+            Text(source.key),
+            _duration(source.interval.total_seconds()),
+            f"{row.last_success_at:%Y-%m-%d %H:%M}" if row and row.last_success_at else "never",
+            str(row.last_posts) if row else "-",
+            Text(trouble, style="red"),
+            Text((cursors.get(source.key) or "")[:40]),
+        )
+    out.print(table)
+    for kind, reason in unavailable.items():
+        out.print(Text(f"{kind}: not running: {reason}", style="yellow"))
+    configured = {
+        name for name in type(cfg.main.sources).model_fields if getattr(cfg.main.sources, name)
+    }
+    for name in type(cfg.main.sources).model_fields:
+        if name not in configured:
+            out.print(
+                Text(f"{name}: not configured (add [sources.{name}] to {cfg.path})", style="dim")
+            )
 
 
 @app.command()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from datetime import datetime, timedelta
 
 from listener.config import Config
 from listener.geo.nominatim import ProfileGeocoder
+from listener.health import SourceHealth
 from listener.notify import Notifier, NotifierUnavailable, build_notifier
 from listener.outbox import Deliverer, RoundResult
 from listener.pipeline import CONSOLE_FALLBACK, Classifier
@@ -92,6 +94,8 @@ class Daemon:
     deliverer: Deliverer
     active: set[str]
     clock: Callable[[], datetime] = utcnow
+    health: SourceHealth | None = None
+    jitter: Callable[[], float] = field(default=lambda: random.uniform(0.9, 1.1))
     stop_event: threading.Event = field(default_factory=threading.Event)
     wake_delivery: threading.Event = field(default_factory=threading.Event)
     _not_before: dict[str, datetime] = field(default_factory=dict)
@@ -117,6 +121,7 @@ class Daemon:
             classifier=Classifier(config, geocode=_profile_geocoder(config, store)),
             deliverer=Deliverer(store, notifiers, config.main.outbox, unavailable),
             active=set(notifiers),
+            health=SourceHealth(store),
         )
 
     def stopping(self) -> bool:
@@ -137,11 +142,13 @@ class Daemon:
             except SourceError as exc:
                 result.error = str(exc)
                 self._back_off(source, str(exc), exc.retry_after, permanent=not exc.transient)
+                self._check_health(source, result)
                 return result
             except Exception as exc:  # a bug in one source must not stop the daemon
                 log.exception("source %s crashed", source.key)
                 result.error = f"{type(exc).__name__}: {exc}"
                 self._back_off(source, result.error, None)
+                self._check_health(source, result)
                 return result
             result.fetched += len(batch.posts)
             result.skipped += batch.skipped
@@ -160,6 +167,7 @@ class Daemon:
             if not batch.more:
                 break
         self._not_before.pop(source.key, None)
+        self._check_health(source, result)
         log.info(
             "poll %s: %d fetched, %d new, %d alerts, %d skipped",
             source.key,
@@ -169,6 +177,21 @@ class Daemon:
             result.skipped,
         )
         return result
+
+    def _check_health(self, source: Source, result: PollResult) -> None:
+        """Record the poll; raise one alert about listener when a source has been failing or
+        silent far longer than its schedule allows."""
+        if self.health is None:
+            return
+        now = self.clock()
+        if result.error is None:
+            self.health.succeeded(source.key, result.new_posts, now)
+        else:
+            self.health.failed(source.key, result.error, now)
+        trouble = self.health.trouble(source.key, source.interval, now)
+        if trouble is not None and self.health.alert(trouble, sorted(self.active), now):
+            log.error("alert about listener itself: %s", trouble.text)
+            self.wake_delivery.set()
 
     def _back_off(
         self, source: Source, error: str, retry_after: float | None, *, permanent: bool = False
@@ -180,6 +203,7 @@ class Daemon:
         wait = (
             settings.max if permanent else min(settings.initial * 2 ** (failures - 1), settings.max)
         )
+        wait = min(wait * self.jitter(), settings.max)  # sources that failed together part
         if retry_after:
             wait = max(wait, timedelta(seconds=retry_after))
         self._not_before[source.key] = self.clock() + wait
@@ -195,9 +219,17 @@ class Daemon:
     def deliver(self) -> RoundResult:
         return self.deliverer.deliver_due(self.stopping)
 
+    def close_sources(self) -> None:
+        """Stop the sources that hold a connection open (Jetstream's websocket)."""
+        for source in self.sources:
+            close = getattr(source, "close", None)
+            if callable(close):
+                close()
+
     def run_once(self) -> tuple[list[PollResult], RoundResult]:
         polls = [self.poll(source) for source in self.sources if not self.stopping()]
         delivered = self.deliverer.drain(stop=self.stopping)
+        self.close_sources()
         return polls, delivered
 
     def _delivery_loop(self) -> None:
@@ -250,5 +282,6 @@ class Daemon:
             scheduler.shutdown(wait=True)
             self.wake_delivery.set()
             deliverer.join()
+            self.close_sources()
             counts = self.store.outbox_counts()
             log.info("stopped; outbox: %s", counts or "empty")

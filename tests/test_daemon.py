@@ -53,6 +53,7 @@ def daemon(tmp_path: Path) -> Daemon:
     config = load_config(write_setup(tmp_path))
     d = Daemon.from_config(config, env={})
     d.clock = Clock()
+    d.jitter = lambda: 1.0
     yield d
     d.store.close()
 
@@ -169,3 +170,12 @@ def test_with_nominatim_on_an_unknown_profile_location_is_looked_up_once(tmp_pat
         daemon.store.close()
     assert [(d.org, d.branch) for d in decisions] == [("eemland", "amersfoort")] * 2
     assert [r.params["q"] for r in server.requests] == ["eemplein 77"]  # then the cache answers
+
+
+def test_backoff_has_jitter_so_sources_that_failed_together_retry_apart(
+    daemon: Daemon, caplog: pytest.LogCaptureFixture
+) -> None:
+    daemon.jitter = lambda: 1.1
+    with caplog.at_level(logging.WARNING):
+        daemon.poll(ScriptedSource("s", [SourceError("HTTP 503")]))
+    assert "next try in 33s" in caplog.text
