@@ -18,17 +18,20 @@ import logging
 import os
 import random
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from listener.config import Config
 from listener.geo.nominatim import ProfileGeocoder
 from listener.health import SourceHealth
+from listener.httpserver import Handler, HttpServer
 from listener.notify import Notifier, NotifierUnavailable, build_notifier
 from listener.outbox import Deliverer, RoundResult
 from listener.pipeline import CONSOLE_FALLBACK, Classifier
-from listener.sources import Source, SourceError, build_sources
+from listener.post import Post
+from listener.sources import Source, SourceError, SourceUnavailable, build_sources
+from listener.sources.webhook import IngestEndpoint
 from listener.store import Store, utcnow
 
 log = logging.getLogger(__name__)
@@ -219,6 +222,37 @@ class Daemon:
     def deliver(self) -> RoundResult:
         return self.deliverer.deliver_due(self.stopping)
 
+    def ingest(self, posts: Sequence[Post]) -> int:
+        """Posts pushed to POST /ingest: decided and saved as one batch; returns how many are new.
+        Safe from several HTTP threads at once (the store's transaction serialises them)."""
+        unique = list({post.id: post for post in posts}.values())
+        known = self.store.known_post_ids(p.id for p in unique)
+        decided = [
+            self.classifier.process(post, "webhook", self.active)
+            for post in unique
+            if post.id not in known
+        ]
+        saved = self.store.save_batch("webhook", None, decided, self.clock())
+        if saved.alerts:
+            self.wake_delivery.set()
+        return saved.new_posts
+
+    def http_server(self, env: Mapping[str, str] | None = None) -> HttpServer | None:
+        """The HTTP port's server, when [http] port is set: POST /ingest for the webhook."""
+        http = self.config.main.http
+        webhook = self.config.main.sources.webhook
+        if http.port is None:
+            return None
+        routes: dict[tuple[str, str], Handler] = {}
+        if webhook is not None and webhook.enabled:
+            try:
+                endpoint = IngestEndpoint(webhook, os.environ if env is None else env, self.ingest)
+                routes["POST", "/ingest"] = endpoint.handle
+            except SourceUnavailable as exc:
+                log.warning("%s", exc)
+        max_body = webhook.max_bytes if webhook is not None else 1_000_000
+        return HttpServer(http.host, http.port, routes, max_body=max_body)
+
     def close_sources(self) -> None:
         """Stop the sources that hold a connection open (Jetstream's websocket)."""
         for source in self.sources:
@@ -265,6 +299,10 @@ class Daemon:
                 misfire_grace_time=max(1, int(seconds)),
                 jitter=min(30, int(seconds * 0.1)),
             )
+        server = self.http_server()
+        if server is not None:
+            server.start()
+            log.info("HTTP on %s: %s", server.url, ", ".join(p for _, p in server.routes) or "-")
         scheduler.start()
         deliverer = threading.Thread(target=self._delivery_loop, name="deliver")
         deliverer.start()
@@ -279,6 +317,8 @@ class Daemon:
                 pass
         finally:
             log.info("stopping: finishing the work in flight")
+            if server is not None:
+                server.stop()
             scheduler.shutdown(wait=True)
             self.wake_delivery.set()
             deliverer.join()

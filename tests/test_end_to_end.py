@@ -268,3 +268,53 @@ def test_slack_429s_and_smtp_4xx_are_waited_out_and_every_alert_arrives_once_in_
     assert sorted(post_in_mail(m) for m in smtp.messages) == sorted(alerts[a][0] for a in urgent)
     assert "retry after 1s" in done.stderr
     assert "0 failed, 0 left in the outbox" in done.stderr
+
+
+def test_a_post_pushed_to_the_webhook_becomes_an_alert(tmp_path: Path, servers) -> None:
+    import socket
+
+    import httpx
+
+    slack, smtp = servers
+    config = write_config(tmp_path, slack, smtp)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config.write_text(
+        config.read_text() + f"\n[http]\nport = {port}\n\n[sources.webhook]\nenabled = true\n"
+    )
+    (tmp_path / "posts.jsonl").write_text("")  # only what the webhook brings
+    env = environment() | {"LISTENER_WEBHOOK_TOKEN": "hook-secret-token"}
+    process = subprocess.Popen(
+        listener("run", "--config", str(config)), env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        post = {
+            "id": "facebook:123",
+            "source": "facebook",
+            "text": "de bieb in Leusden is alweer dicht 😡",
+            "created_at": "2026-11-20T10:00:00Z",
+        }
+        url = f"http://127.0.0.1:{port}/ingest"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                answer = httpx.post(url, json=post, headers={"Authorization": "Bearer wrong"})
+                break
+            except httpx.ConnectError:
+                assert time.monotonic() < deadline, "the HTTP port never opened"
+                time.sleep(0.1)
+        assert answer.status_code == 401
+        headers = {"Authorization": "Bearer hook-secret-token"}
+        answer = httpx.post(url, json=post, headers=headers)
+        assert (answer.status_code, answer.json()) == (200, {"accepted": 1, "new": 1})
+        [message] = slack.wait_for(1, timeout=20)
+        assert "Leusden" in message.text
+        again = httpx.post(url, json=post, headers=headers)
+        assert again.json() == {"accepted": 1, "new": 0}
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    assert "hook-secret-token" not in stderr
