@@ -144,3 +144,26 @@ def test_a_database_password_is_never_printed(monkeypatch: pytest.MonkeyPatch) -
     assert code == 1
     assert "s3cret" not in output
     assert "listener:***@127.0.0.1" in output
+
+
+def test_sources_lists_what_runs_what_cannot_and_the_health(tmp_path: Path) -> None:
+    from tests.support.configs import write_setup
+
+    extra = '[sources.x]\nbearer_env = "LISTENER_TEST_NO_SUCH_TOKEN"\n'
+    config = write_setup(tmp_path, extra_main=extra)
+    result = runner.invoke(app, ["sources", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "replay:posts.jsonl" in result.output
+    assert "x: not running" in result.output and "LISTENER_TEST_NO_SUCH_TOKEN" in result.output
+    assert "mastodon: not configured" in result.output
+
+    from listener.config import load_config
+    from listener.daemon import Daemon
+    from listener.sources import SourceError
+    from tests.test_daemon import ScriptedSource
+
+    daemon = Daemon.from_config(load_config(config), env={})
+    daemon.poll(ScriptedSource("replay:posts.jsonl", [SourceError("disk on fire")]))
+    daemon.store.close()
+    result = runner.invoke(app, ["sources", "--config", str(config)])
+    assert "failing since" in result.output and "disk on fire" in result.output
