@@ -433,8 +433,9 @@ def build(
         if not value
     ]
     if missing:
-        plural = "s" if len(missing) > 1 else ""
-        raise SourceUnavailable(f"reddit: environment variable{plural} {' and '.join(missing)}")
+        raise SourceUnavailable(
+            "reddit: " + "; ".join(f"environment variable {m}" for m in missing)
+        )
     subreddits: dict[str, str] = {}
     for entry in settings.subreddits:
         sub = entry.strip().removeprefix("/").removeprefix("r/")
