@@ -673,7 +673,8 @@ def test_a_bad_subreddit_name_is_a_configuration_error(tmp_path: Path) -> None:
     [
         (
             {},
-            "environment variable REDDIT_CLIENT_ID is not set; environment variable REDDIT_CLIENT_SECRET is not set",
+            "environment variable REDDIT_CLIENT_ID is not set; "
+            "environment variable REDDIT_CLIENT_SECRET is not set",
         ),
         ({"REDDIT_CLIENT_ID": CLIENT_ID}, "REDDIT_CLIENT_SECRET is not set"),
         (
