@@ -909,3 +909,12 @@ def test_the_token_never_shows_in_repr(client: httpx.Client) -> None:
 
     assert TOKEN not in repr(shared)
     assert shared.base_url == "https://mastodon.nl"
+
+
+def test_a_deleted_status_at_the_cursor_leaves_no_gap(client: httpx.Client) -> None:
+    with MastodonServer() as server:
+        server.add("bieb", *(status(n) for n in range(1, 11) if n != 7))  # 7 was deleted
+        batch = hashtag(server, client).fetch(cursor_at(7))
+
+    numbers = [int(p.id.rsplit("/", 1)[1]) - BASE_ID for p in batch.posts]
+    assert numbers == [8, 9, 10]

@@ -753,3 +753,16 @@ def test_the_secret_and_the_tokens_stay_out_of_logs_reprs_and_errors(
     shown = "\n".join([caplog.text, *errors, repr(source), repr(source.auth)])
     for secret in (CLIENT_SECRET, *server.issued):
         assert secret not in shown
+
+
+def test_the_newest_seen_post_deleted_before_the_next_poll_leaves_no_gap(
+    client: httpx.Client,
+) -> None:
+    posts = listing(50)
+    with RedditServer({"/r/Amersfoort/new": posts}) as server:
+        cursor = source_for(server, client).fetch(None).cursor
+        del posts[0]  # the newest post the cursor names is removed by its author
+        posts[:0] = listing(2, start=50)  # and two new ones arrive
+        batch = source_for(server, client).fetch(cursor)
+
+    assert [post.id for post in batch.posts] == ["reddit:t3_p0051", "reddit:t3_p0050"]
