@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from listener.cli import app
 from tests.support.configs import ROOT
+from tests.support.schemas import decision_schema
 
 runner = CliRunner()
 CONFIG = str(ROOT / "config.example.toml")
@@ -23,13 +24,6 @@ DEMO = ROOT / "demo" / "posts.jsonl"
 def invoke(*args: str) -> tuple[int, str]:
     result = runner.invoke(app, list(args))
     return result.exit_code, result.output
-
-
-def decision_schema() -> dict:
-    path = SCHEMAS / "decision.schema.json"
-    if not path.is_file():  # a copy of the shared schema travels with the tests
-        path = Path(__file__).parent / "data" / "decision.schema.json"
-    return json.loads(path.read_text())
 
 
 def test_classify_prints_one_schema_valid_decision_per_post() -> None:

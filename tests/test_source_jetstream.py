@@ -27,6 +27,7 @@ from listener.config.model import MainFile
 from listener.post import Post
 from listener.sources import Batch, SourceError, build_sources
 from listener.sources.jetstream import JetstreamSource, build, subscribe_url
+from tests.support.schemas import post_schema
 
 # Real wire captures from wss://jetstream1.us-east.bsky.network/subscribe, copied verbatim from
 # shared/samples/jetstream-{post,delete,account}.json (SOURCES.md section 1b says where each
@@ -65,18 +66,6 @@ REWIND_US = 2_000_000
 WAIT = 5.0  # the most any condition may take; they normally hold within milliseconds
 
 _REPO = Path(__file__).resolve().parents[1]
-SCHEMA_PATH = next(
-    (
-        path
-        for path in (
-            _REPO / "tests" / "data" / "post.schema.json",
-            _REPO.parent / "shared" / "schemas" / "post.schema.json",
-            Path("/work/shared/schemas/post.schema.json"),
-        )
-        if path.exists()
-    ),
-    None,
-)
 
 
 def sample(**changes: Any) -> dict[str, Any]:
@@ -273,10 +262,7 @@ def test_a_real_post_message_becomes_a_post_that_follows_the_schema(
     assert post.geo is None and post.engagement is None
     assert json.loads(batch.cursor or "") == {"time_us": SAMPLE_TIME_US}
     assert batch.skipped == 0 and batch.more is False
-    if SCHEMA_PATH is None:
-        pytest.skip("post.schema.json not found")
-    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
-    jsonschema.Draft202012Validator(schema).validate(post.to_dict())
+    jsonschema.Draft202012Validator(post_schema()).validate(post.to_dict())
     assert Post.from_dict(post.to_dict()) == post
 
 

@@ -35,6 +35,7 @@ from listener.sources.mastodon import (
 from listener.store import Decided, Store
 from tests.support.configs import ROOT
 from tests.support.localserver import LocalServer
+from tests.support.schemas import post_schema
 
 SHARED = ROOT.parent / "shared"
 
@@ -365,16 +366,6 @@ def hashtag(
 
 def cursor_at(n: int) -> str:
     return json.dumps({"min_id": str(BASE_ID + n)})
-
-
-def post_schema() -> dict[str, Any]:
-    for path in (
-        SHARED / "schemas" / "post.schema.json",
-        Path(__file__).parent / "data" / "post.schema.json",
-    ):
-        if path.is_file():
-            return dict(json.loads(path.read_text()))
-    pytest.skip("post.schema.json is neither in shared/schemas nor in tests/data")
 
 
 # --- statuses to posts ----------------------------------------------------------------------------

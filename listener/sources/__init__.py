@@ -106,6 +106,20 @@ class Source(Protocol):
         ...
 
 
+def credential(env: Mapping[str, str], name: str, source: str) -> str:
+    """A credential from the environment, or SourceUnavailable saying which variable is missing."""
+    value = env.get(name, "").strip()
+    if not value:
+        state = "is empty" if name in env else "is not set"
+        raise SourceUnavailable(f"{source}: environment variable {name} {state}")
+    return value
+
+
+def uses(search: Search, source: str) -> bool:
+    """Whether a saved search runs on a source (no `sources` list means every source)."""
+    return not search.sources or source in search.sources
+
+
 def build_sources(
     main: MainFile,
     searches: Sequence[Search],

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from listener.post import Author, Engagement, Post, PostError, parse_datetime
-from listener.sources import Batch, SourceError, SourceUnavailable
+from listener.sources import Batch, SourceError, credential, uses
 from listener.sources.rss import parse_retry_after
 
 if TYPE_CHECKING:
@@ -728,14 +728,6 @@ def _phrase(text: str) -> str:
     return f'"{text}"'
 
 
-def _credential(env: Mapping[str, str], name: str) -> str:
-    value = env.get(name, "").strip()
-    if not value:
-        state = "is empty" if name in env else "is not set"
-        raise SourceUnavailable(f"bluesky: environment variable {name} {state}")
-    return value
-
-
 def build(
     settings: BlueskySettings,
     *,
@@ -750,8 +742,8 @@ def build(
     profile cache; `SourceUnavailable` names the environment variable that is missing. Nothing
     talks to the network before the first fetch. `now` is the clock (tests inject one)."""
     env = os.environ if env is None else env
-    handle = _credential(env, settings.handle_env).lstrip("@")
-    password = _credential(env, settings.app_password_env)
+    handle = credential(env, settings.handle_env, "bluesky").lstrip("@")
+    password = credential(env, settings.app_password_env, "bluesky")
     session = BlueskySession(
         settings.service,
         handle,
@@ -763,7 +755,7 @@ def build(
     profiles = ProfileCache(now=now)
     sources: list[BlueskySearch] = []
     for search in searches:
-        if search.sources and NAME not in search.sources:
+        if not uses(search, NAME):
             continue
         sources.append(
             BlueskySearch(

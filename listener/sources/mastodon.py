@@ -67,7 +67,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from listener.post import Author, Engagement, Post, PostError, parse_datetime
-from listener.sources import Batch, SourceError
+from listener.sources import Batch, SourceError, uses
 from listener.sources.rss import html_to_text, parse_retry_after
 
 if TYPE_CHECKING:
@@ -527,7 +527,7 @@ def build(
         if token is None:
             continue
         for search in searches:
-            if search.sources and NAME not in search.sources:
+            if not uses(search, NAME):
                 continue
             phrases = search_phrases(search, organisations)
             if not phrases:

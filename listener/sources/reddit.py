@@ -45,7 +45,7 @@ import httpx
 
 from listener.notify import scrub
 from listener.post import Author, Engagement, Post
-from listener.sources import Batch, SourceError, SourceUnavailable
+from listener.sources import Batch, SourceError, SourceUnavailable, uses
 from listener.sources.rss import build_query, parse_retry_after
 
 if TYPE_CHECKING:
@@ -453,7 +453,7 @@ def build(
     )
     sources: list[RedditSource] = []
     for search in searches:
-        if search.sources and NAME not in search.sources:
+        if not uses(search, NAME):
             continue
         sources.append(
             RedditSource(

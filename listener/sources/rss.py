@@ -29,7 +29,7 @@ import feedparser
 import httpx
 
 from listener.post import Author, Post
-from listener.sources import Batch, SourceError
+from listener.sources import Batch, SourceError, uses
 
 if TYPE_CHECKING:
     from listener.config.model import Organisation, Search
@@ -250,7 +250,7 @@ def build(
     sources: list[RssSource] = []
     if settings.url_template is not None:
         for search in searches:
-            if search.sources and NAME not in search.sources:
+            if not uses(search, NAME):
                 continue
             url = settings.url_template.replace(
                 "{query}", quote_plus(build_query(search, organisations))

@@ -44,7 +44,7 @@ import httpx
 
 from listener.notify import scrub
 from listener.post import Author, Engagement, Geo, Post, PostError, parse_datetime
-from listener.sources import Batch, SourceError, SourceUnavailable
+from listener.sources import Batch, SourceError, credential, uses
 from listener.sources.rss import parse_retry_after
 
 if TYPE_CHECKING:
@@ -333,14 +333,11 @@ def build(
 ) -> list[XSource]:
     """One source per query of each saved search that uses X."""
     env = os.environ if env is None else env
-    bearer = env.get(settings.bearer_env, "").strip()
-    if not bearer:
-        state = "is empty" if settings.bearer_env in env else "is not set"
-        raise SourceUnavailable(f"x: environment variable {settings.bearer_env} {state}")
+    bearer = credential(env, settings.bearer_env, NAME)
     shared = client if client is not None else httpx.Client()  # lives as long as the process
     sources: list[XSource] = []
     for search in searches:
-        if search.sources and NAME not in search.sources:
+        if not uses(search, NAME):
             continue
         queries = build_queries(search, organisations, point_radius=settings.point_radius)
         for number, query in enumerate(queries, start=1):

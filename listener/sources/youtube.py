@@ -43,7 +43,7 @@ import httpx
 
 from listener.notify import scrub
 from listener.post import Author, Post, PostError, parse_datetime
-from listener.sources import Batch, SourceError, SourceUnavailable
+from listener.sources import Batch, SourceError, credential, uses
 from listener.sources.rss import parse_retry_after
 
 if TYPE_CHECKING:
@@ -294,14 +294,11 @@ def build(
 ) -> list[YouTubeSource]:
     """One source per saved search that uses YouTube."""
     env = os.environ if env is None else env
-    api_key = env.get(settings.api_key_env, "").strip()
-    if not api_key:
-        state = "is empty" if settings.api_key_env in env else "is not set"
-        raise SourceUnavailable(f"youtube: environment variable {settings.api_key_env} {state}")
+    api_key = credential(env, settings.api_key_env, NAME)
     shared = client if client is not None else httpx.Client()  # lives as long as the process
     sources: list[YouTubeSource] = []
     for search in searches:
-        if search.sources and NAME not in search.sources:
+        if not uses(search, NAME):
             continue
         circles = circles_for(search, organisations)
         if search.kind == "local" and not circles:
