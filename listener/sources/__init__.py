@@ -39,7 +39,7 @@ from listener.post import Post
 if TYPE_CHECKING:
     import httpx
 
-    from listener.config.model import MainFile, Organisation, Search
+    from listener.config.model import Branch, MainFile, Organisation, Search
 
 __all__ = ["Batch", "Source", "SourceError", "build_sources"]
 
@@ -113,6 +113,29 @@ def credential(env: Mapping[str, str], name: str, source: str) -> str:
         state = "is empty" if name in env else "is not set"
         raise SourceUnavailable(f"{source}: environment variable {name} {state}")
     return value
+
+
+def search_org(search: Search, organisations: Mapping[str, Organisation]) -> Organisation | None:
+    """A search's organisation (None for a local search of every organisation)."""
+    if search.org is None:
+        return None
+    if search.org not in organisations:
+        raise ValueError(f"search {search.id!r}: unknown organisation {search.org!r}")
+    return organisations[search.org]
+
+
+def brand_names(search: Search, organisations: Mapping[str, Organisation]) -> list[str]:
+    """What a brand search looks for: its organisation's name and aliases, and its own terms."""
+    org = search_org(search, organisations)
+    names = [org.name, *org.aliases] if org is not None else []
+    return [*names, *search.terms]
+
+
+def search_branches(search: Search, organisations: Mapping[str, Organisation]) -> list[Branch]:
+    """The branches a search is about: its organisation's, or every organisation's."""
+    org = search_org(search, organisations)
+    orgs = [org] if org is not None else list(organisations.values())
+    return [branch for o in orgs for branch in o.branches]
 
 
 def uses(search: Search, source: str) -> bool:

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from listener.post import Author, Engagement, Post, PostError, parse_datetime
-from listener.sources import Batch, SourceError, credential, uses
+from listener.sources import Batch, SourceError, brand_names, credential, search_branches, uses
 from listener.sources.rss import parse_retry_after
 
 if TYPE_CHECKING:
@@ -693,19 +693,12 @@ def bluesky_queries(search: Search, organisations: Mapping[str, Organisation]) -
     `"de bieb" Amersfoort`, `"de bieb" Leusden`; when that makes more than MAX_QUERIES queries,
     it searches its terms alone and leaves the towns to listener's own matcher.
     """
-    org = None
-    if search.org is not None:
-        if search.org not in organisations:
-            raise ValueError(f"search {search.id!r}: unknown organisation {search.org!r}")
-        org = organisations[search.org]
     if search.kind == "brand":
-        names = [org.name, *org.aliases] if org is not None else []
-        return [_phrase(name) for name in _unique([*names, *search.terms])]
+        return [_phrase(name) for name in _unique(brand_names(search, organisations))]
     terms = [_phrase(term) for term in _unique(search.terms)]
-    orgs = [org] if org is not None else list(organisations.values())
     towns = [
         _phrase(town) if " " in town else town
-        for town in _unique([b.town for o in orgs for b in o.branches if b.town])
+        for town in _unique([b.town for b in search_branches(search, organisations) if b.town])
     ]
     if not towns or len(terms) * len(towns) > MAX_QUERIES:
         return terms

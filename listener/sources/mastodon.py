@@ -67,7 +67,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from listener.post import Author, Engagement, Post, PostError, parse_datetime
-from listener.sources import Batch, SourceError, uses
+from listener.sources import Batch, SourceError, brand_names, uses
 from listener.sources.rss import html_to_text, parse_retry_after
 
 if TYPE_CHECKING:
@@ -550,10 +550,7 @@ def search_phrases(search: Search, organisations: Mapping[str, Organisation]) ->
     search's terms (Mastodon cannot AND them with a list of towns; the matcher does that)."""
     if search.kind == "local":
         return _unique(search.terms)
-    if search.org is None or search.org not in organisations:
-        raise ValueError(f"search {search.id!r}: unknown organisation {search.org!r}")
-    org = organisations[search.org]
-    return _unique([org.name, *org.aliases, *search.terms])
+    return _unique(brand_names(search, organisations))
 
 
 def search_phrase(phrase: str, language: str | None = None) -> str:

@@ -29,7 +29,7 @@ import feedparser
 import httpx
 
 from listener.post import Author, Post
-from listener.sources import Batch, SourceError, uses
+from listener.sources import Batch, SourceError, brand_names, search_branches, uses
 
 if TYPE_CHECKING:
     from listener.config.model import Organisation, Search
@@ -137,17 +137,10 @@ def build_query(search: Search, organisations: Mapping[str, Organisation]) -> st
     organisation's branches (or of every organisation's branches when it has no org), e.g.
     `("de bieb" OR "de bibliotheek") (Amersfoort OR Leusden)`.
     """
-    org = None
-    if search.org is not None:
-        if search.org not in organisations:
-            raise ValueError(f"search {search.id!r}: unknown organisation {search.org!r}")
-        org = organisations[search.org]
     if search.kind == "brand":
-        names = [org.name, *org.aliases] if org is not None else []
-        return _any_of([*names, *search.terms], always_quote=True, group=False)
+        return _any_of(brand_names(search, organisations), always_quote=True, group=False)
     terms = _any_of(search.terms, always_quote=True, group=True)
-    orgs = [org] if org is not None else list(organisations.values())
-    towns = [branch.town for o in orgs for branch in o.branches if branch.town]
+    towns = [branch.town for branch in search_branches(search, organisations) if branch.town]
     places = _any_of(towns, always_quote=False, group=True)
     return f"{terms} {places}" if places else terms
 

@@ -44,7 +44,7 @@ import httpx
 
 from listener.notify import scrub
 from listener.post import Author, Engagement, Geo, Post, PostError, parse_datetime
-from listener.sources import Batch, SourceError, credential, uses
+from listener.sources import Batch, SourceError, brand_names, credential, search_branches, uses
 from listener.sources.rss import parse_retry_after
 
 if TYPE_CHECKING:
@@ -206,19 +206,12 @@ def build_queries(
     max_length: int = MAX_QUERY,
 ) -> list[str]:
     """The recent-search queries for a saved search: one, or several when one is too long."""
-    org = None
-    if search.org is not None:
-        if search.org not in organisations:
-            raise ValueError(f"search {search.id!r}: unknown organisation {search.org!r}")
-        org = organisations[search.org]
     places: list[str] = []
     if search.kind == "brand":
-        names = [org.name, *org.aliases] if org is not None else []
-        terms = [f'"{item}"' for item in _unique([*names, *search.terms])]
+        terms = [f'"{item}"' for item in _unique(brand_names(search, organisations))]
     else:
         terms = [f'"{item}"' for item in _unique(search.terms)]
-        orgs = [org] if org is not None else list(organisations.values())
-        branches = [branch for o in orgs for branch in o.branches]
+        branches = search_branches(search, organisations)
         towns = _unique([branch.town for branch in branches if branch.town])
         places = [town if re.fullmatch(r"[\w\-']+", town) else f'"{town}"' for town in towns]
         if point_radius:

@@ -43,7 +43,7 @@ import httpx
 
 from listener.notify import scrub
 from listener.post import Author, Post, PostError, parse_datetime
-from listener.sources import Batch, SourceError, credential, uses
+from listener.sources import Batch, SourceError, brand_names, credential, search_branches, uses
 from listener.sources.rss import parse_retry_after
 
 if TYPE_CHECKING:
@@ -210,11 +210,7 @@ class YouTubeSource:
 
 def build_query(search: Search, organisations: Mapping[str, Organisation]) -> str:
     """`q` for a saved search: the quoted names (brand) or terms (local), OR-ed with `|`."""
-    if search.kind == "brand":
-        org = _organisation(search, organisations)
-        items = [org.name, *org.aliases, *search.terms] if org is not None else search.terms
-    else:
-        items = search.terms
+    items = brand_names(search, organisations) if search.kind == "brand" else search.terms
     unique: dict[str, str] = {}
     for item in items:
         cleaned = " ".join(item.replace('"', " ").split())
@@ -227,12 +223,9 @@ def circles_for(search: Search, organisations: Mapping[str, Organisation]) -> li
     """The branch circles a local search is limited to (none for a brand search)."""
     if search.kind != "local":
         return []
-    org = _organisation(search, organisations)
-    orgs = [org] if org is not None else list(organisations.values())
     circles = (
         (branch.lat, branch.lon, min(branch.radius_km, MAX_RADIUS_KM))
-        for o in orgs
-        for branch in o.branches
+        for branch in search_branches(search, organisations)
     )
     return list(dict.fromkeys(circles))
 
@@ -318,14 +311,6 @@ def build(
             )
         )
     return sources
-
-
-def _organisation(search: Search, organisations: Mapping[str, Organisation]) -> Organisation | None:
-    if search.org is None:
-        return None
-    if search.org not in organisations:
-        raise ValueError(f"search {search.id!r}: unknown organisation {search.org!r}")
-    return organisations[search.org]
 
 
 def _kind(item: Any) -> str | None:
