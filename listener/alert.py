@@ -4,15 +4,44 @@ An `AlertMessage` is self-contained: it is stored as JSON in the outbox when the
 so a delivery retried days later (or after a config change) still says exactly what was decided.
 Everything in it that came from a post (text, author, location) is untrusted: each notifier
 escapes it for its own medium.
+
+`branch_choices` are the branches a person may say the post is about instead, for the feedback
+controls in Slack (`listener.feedback`): None for an alert that takes no feedback (one about
+listener itself) and for alerts stored before feedback existed, whose JSON lacks the field.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from listener.post import Post
+
+if TYPE_CHECKING:
+    from listener.config.model import Branch, Organisation
+
+#: Slack's static_select takes 100 options; one is 'No particular branch'.
+MAX_BRANCH_CHOICES = 99
+
+
+@dataclass(frozen=True, slots=True)
+class BranchChoice:
+    id: str
+    name: str
+
+
+def branch_choices(org: Organisation, branch: Branch | None) -> list[BranchChoice]:
+    """The organisation's branches other than `branch`, by name: all of them, or, when there are
+    more than MAX_BRANCH_CHOICES, the ones nearest to `branch` (the likeliest mix-ups; the first
+    ones in the config when the alert names no branch). `listener feedback` takes any branch."""
+    others = [b for b in org.branches if branch is None or b.id != branch.id]
+    if len(others) > MAX_BRANCH_CHOICES and branch is not None:
+        scale = math.cos(math.radians(branch.lat))  # degrees of longitude are shorter up north
+        others.sort(key=lambda b: (b.lat - branch.lat) ** 2 + ((b.lon - branch.lon) * scale) ** 2)
+    kept = others[:MAX_BRANCH_CHOICES]
+    return [BranchChoice(b.id, b.name) for b in sorted(kept, key=lambda b: b.name.casefold())]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +59,7 @@ class AlertMessage:
     reasons: list[str] = field(default_factory=list)
     evidence: list[str] = field(default_factory=list)
     distance_km: float | None = None
+    branch_choices: list[BranchChoice] | None = None
 
     @property
     def where(self) -> str:
@@ -45,4 +75,6 @@ class AlertMessage:
     def from_json(cls, text: str) -> AlertMessage:
         data = json.loads(text)
         data["post"] = Post.from_dict(data["post"])
+        if data.get("branch_choices") is not None:
+            data["branch_choices"] = [BranchChoice(**c) for c in data["branch_choices"]]
         return cls(**data)

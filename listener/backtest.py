@@ -10,6 +10,10 @@ and the answer does not is a miss. Branch accuracy is counted on the posts tied 
 organisation (null = null counts as right: "somewhere in Apeldoorn, branch unknown" is a
 correct answer).
 
+A truth may also say only which organisations a post is NOT about (`not_orgs`, from feedback
+that an alert was not relevant): an answer naming one of them is a false positive, any other
+answer is not scored, as what the post is about instead is unknown.
+
 Two baselines run on the same posts, as the commercial tools work:
 - keyword-only: every post that contains a search term exactly (name, alias, @handle or generic
   term). A brand term goes to its organisation; a generic term of a search without an
@@ -21,13 +25,13 @@ Two baselines run on the same posts, as the commercial tools work:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from listener.match import Text, handle_keys, mentions
-from listener.pipeline import Classifier
+from listener.pipeline import Classifier, Decision
 from listener.post import Post, PostError
 
 
@@ -40,6 +44,7 @@ class Truth:
     id: str
     org: str | None
     branch: str | None
+    not_orgs: tuple[str, ...] = ()  # with org None: only known not to be about these
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,23 +192,41 @@ def backtest(classifier: Classifier, posts: Sequence[Post], truth: Mapping[str, 
         "radius-only": radius.answer,
     }
     for name, answer_for in systems.items():
-        scores = report.systems.setdefault(name, Scores())
-        for post in posts:
-            answer = answer_for(post)
-            mistakes = _score(scores, post, truth[post.id], answer)
-            if name == "listener":
-                report.mistakes += mistakes
+        scores, mistakes = score(posts, truth, answer_for)
+        report.systems[name] = scores
+        if name == "listener":
+            report.mistakes += mistakes
     return report
 
 
-def _listener_answer(classifier: Classifier, post: Post) -> Answer:
-    decision = classifier.decide(post)
+def score(
+    posts: Iterable[Post], truth: Mapping[str, Truth], answer_for: Callable[[Post], Answer]
+) -> tuple[Scores, list[Mistake]]:
+    """One system's scores and mistakes on the posts that have a truth (the others are skipped)."""
+    scores, mistakes = Scores(), []
+    for post in posts:
+        if post.id in truth:
+            mistakes += _score(scores, post, truth[post.id], answer_for(post))
+    return scores, mistakes
+
+
+def decision_answer(decision: Decision) -> Answer:
+    """What listener's decision says, with its evidence and near-misses."""
     orgs = (decision.org,) if decision.org else ()
     return Answer(orgs, decision.branch, tuple(decision.evidence + decision.near_misses))
 
 
+def _listener_answer(classifier: Classifier, post: Post) -> Answer:
+    return decision_answer(classifier.decide(post))
+
+
 def _score(scores: Scores, post: Post, truth: Truth, answer: Answer) -> list[Mistake]:
     mistakes = []
+    if truth.org is None and truth.not_orgs:
+        named = tuple(org for org in answer.orgs if org in truth.not_orgs)
+        if not named:
+            return []  # about some other organisation, or none: unknown, so not scored
+        answer = Answer(named, answer.branch, answer.evidence)
 
     def mistake(kind: str, expected: str, got: str) -> None:
         text = " ".join(post.text.split())[:160]

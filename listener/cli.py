@@ -6,13 +6,14 @@ configuration problems as `file:line: field: what is wrong` with exit code 1.
 
 from __future__ import annotations
 
+import getpass
 import json
 import logging
 import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -23,6 +24,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from listener import __version__
 from listener.config import Config, ConfigError, load_config
 from listener.post import Author, Geo, Post, PostError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from listener.backtest import Mistake, Scores, Truth
+    from listener.compare import Comparison
+    from listener.store import Store
 
 app = typer.Typer(
     help="Social listening for webcare teams: saved searches, where a post is about, and alerts.",
@@ -122,10 +130,20 @@ def run(
 
 
 @app.command()
-def check(config: ConfigOption = DEFAULT_CONFIG) -> None:
-    """Validate the config, queries and alerts; print a summary, or every problem and exit 1."""
+def check(
+    config: ConfigOption = DEFAULT_CONFIG,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict", help="Exit 1 when a search has warnings (common words, loose fuzzy)."
+        ),
+    ] = False,
+) -> None:
+    """Validate the config, queries and alerts; print a summary, or every problem and exit 1.
+    Then warn about searches that would drown the team (exit 1 with --strict)."""
     cfg = _load(config)
     from listener.daemon import build_notifiers
+    from listener.query.lint import lint
     from listener.sources import build_sources
 
     branches = sum(len(o.branches) for o in cfg.organisations.values())
@@ -161,6 +179,13 @@ def check(config: ConfigOption = DEFAULT_CONFIG) -> None:
         out.print(Text(warning, style="yellow"))
     if not cfg.routes:
         out.print(Text("  warning: no routes, so no alert goes anywhere", style="yellow"))
+    warnings = lint(cfg)
+    for found in warnings:
+        out.print(Text(str(found), style="yellow"))
+    if warnings:
+        out.print(Text(f"{len(warnings)} warning(s) about the searches", style="yellow"))
+        if strict:
+            raise typer.Exit(1)
 
 
 @app.command()
@@ -256,23 +281,76 @@ def classify(
 
 @app.command()
 def backtest(
-    posts: Annotated[Path, typer.Option("--posts", help="Canonical posts, one JSON a line.")],
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Replay the posts stored this far back, e.g. 30d."),
+    ] = None,
+    posts: Annotated[
+        Path | None, typer.Option("--posts", help="Canonical posts, one JSON a line.")
+    ] = None,
+    against: Annotated[
+        str | None,
+        typer.Option(
+            "--against",
+            help="The older version: a directory (an older copy of the project, or a queries "
+            "folder) or a git ref such as HEAD.",
+        ),
+    ] = None,
     truth: Annotated[
-        Path, typer.Option("--truth", help="The right answers: {id, org, branch} a line.")
-    ],
+        Path | None, typer.Option("--truth", help="The right answers: {id, org, branch} a line.")
+    ] = None,
     config: ConfigOption = DEFAULT_CONFIG,
     as_json: Annotated[
-        bool, typer.Option("--json", help="The figures and mistakes as JSON.")
+        bool, typer.Option("--json", help="The figures, posts and mistakes as JSON.")
     ] = False,
 ) -> None:
-    """Score listener against a truth file, beside keyword-only and radius-only baselines."""
+    """Replay posts through the searches: what a change adds and drops, near-misses, and
+    precision and recall against a truth file or the feedback given on alerts."""
     from listener.backtest import BacktestError, read_posts, read_truth
+
+    if (since is None) == (posts is None):
+        err.print("give exactly one of --since (the stored posts) and --posts (a posts file)")
+        raise typer.Exit(2)
+    if posts is not None and against is None and truth is None:
+        err.print("--posts needs --truth, --against or both")
+        raise typer.Exit(2)
+    window = None
+    if since is not None:
+        from listener.config.model import parse_duration
+
+        try:
+            window = parse_duration(since)
+        except ValueError as exc:
+            err.print(Text(f"--since: {exc}"))
+            raise typer.Exit(2) from None
+    cfg = _load(config)
+    try:
+        truth_file = read_truth(truth) if truth is not None else {}
+        if posts is not None:
+            replayed, where = read_posts(posts), f"from {posts}"
+            if against is None:
+                _baseline_backtest(cfg, replayed, truth_file, as_json)
+                return
+            feedback: dict[str, Truth] = {}
+        else:
+            assert window is not None
+            replayed, feedback, where = _stored_posts(cfg, datetime.now(UTC) - window)
+    except BacktestError as exc:
+        err.print(Text(str(exc)))
+        raise typer.Exit(1) from None
+    _compare(cfg, replayed, truth_file, feedback, against, where, as_json)
+
+
+def _baseline_backtest(
+    cfg: Config, posts: list[Post], truth: dict[str, Truth], as_json: bool
+) -> None:
+    """The posts file against a truth file, beside the keyword-only and radius-only baselines."""
+    from listener.backtest import BacktestError
     from listener.backtest import backtest as run_backtest
     from listener.pipeline import Classifier
 
-    cfg = _load(config)
     try:
-        report = run_backtest(Classifier(cfg), read_posts(posts), read_truth(truth))
+        report = run_backtest(Classifier(cfg), posts, truth)
     except BacktestError as exc:
         err.print(Text(str(exc)))
         raise typer.Exit(1) from None
@@ -280,19 +358,151 @@ def backtest(
         out.print(json.dumps(report.as_dict(), ensure_ascii=False), markup=False)
         return
     out.print(Text(f"{report.posts} posts, {report.about_an_organisation} about an organisation"))
+    _print_scores(report.systems)
+    out.print(Text(f"listener's mistakes: {len(report.mistakes)}", style="bold"))
+    _print_mistakes(report.mistakes)
+
+
+def _stored_posts(cfg: Config, since: datetime) -> tuple[list[Post], dict[str, Truth], str]:
+    """The posts stored since `since`, the feedback on them as truth, and where they are from."""
+    from listener.compare import feedback_truth
+    from listener.store import Store
+
+    try:
+        store = Store(cfg.database_url)
+    except (SQLAlchemyError, ImportError) as exc:
+        reason = getattr(exc, "orig", None) or exc
+        err.print(Text(f"cannot open the database {_safe_url(cfg.database_url)}: {reason}"))
+        raise typer.Exit(1) from None
+    try:
+        posts = store.posts_since(since)
+        feedback = feedback_truth(store, [p.id for p in posts])
+    finally:
+        store.close()
+    return posts, feedback, f"stored since {since:%Y-%m-%d %H:%M} UTC"
+
+
+def _compare(
+    cfg: Config,
+    posts: list[Post],
+    truth_file: dict[str, Truth],
+    feedback: dict[str, Truth],
+    against: str | None,
+    where: str,
+    as_json: bool,
+) -> None:
+    from listener.compare import KINDS, CompareError, compare, load_against, merge_truth
+    from listener.pipeline import Classifier
+
+    truth = merge_truth(truth_file, feedback)
+    new = Classifier(cfg)
+    try:
+        if against is None:
+            report = compare(new, None, posts, truth, new_label=str(cfg.path))
+        else:
+            with load_against(cfg, against) as older:
+                old = Classifier(older.config, gazetteer=new.gazetteer)
+                report = compare(
+                    new, old, posts, truth, new_label=str(cfg.path), old_label=older.label
+                )
+    except CompareError as exc:
+        err.print(Text(str(exc)))
+        raise typer.Exit(1) from None
+    if as_json:
+        data = report.as_dict()
+        data["from"] = where
+        data["truth_from"] = {
+            "file": sum(1 for p in posts if p.id in truth_file),
+            "feedback": sum(1 for p in posts if p.id in feedback and p.id not in truth_file),
+        }
+        out.print(json.dumps(data, ensure_ascii=False), markup=False)
+        return
+    versions = f"old {report.old_label} → new {cfg.path}" if against else f"config {cfg.path}"
+    out.print(Text(f"{report.posts} posts {where}; {versions}", style="bold"))
+    _print_search_counts(report)
+    if against is not None:
+        for kind in KINDS:
+            changes = report.of_kind(kind)
+            if changes:
+                out.print(Text(f"{kind} ({len(changes)}):", style="bold"))
+            for change in changes:
+                out.print(Text(f"  {change.post_id}: {change.old.where} → {change.new.where}"))
+                out.print(Text(f"      {change.text}", style="dim"))
+                if kind != "added":
+                    _print_lines("was", change.old.evidence)
+                _print_lines("now", change.new.evidence)
+        if not report.changes:
+            out.print(Text("no post is decided differently", style="bold"))
+    out.print(
+        Text(f"near-misses, posts not matched now ({len(report.near_misses)}):", style="bold")
+    )
+    for miss in report.near_misses:
+        was = f" (old: {miss.old.where})" if miss.old and miss.old.org else ""
+        out.print(Text(f"  {miss.post_id}{was}"))
+        out.print(Text(f"      {miss.text}", style="dim"))
+        _print_lines("", miss.near_misses)
+    if not report.systems:
+        out.print(Text("no truth for these posts: give --truth, or feedback on alerts"))
+        return
+    from_file = sum(1 for p in posts if p.id in truth_file)
+    from_feedback = sum(1 for p in posts if p.id in feedback and p.id not in truth_file)
+    out.print(
+        Text(
+            f"truth for {report.truth_posts} posts: {from_file} from --truth, "
+            f"{from_feedback} from feedback",
+            style="bold",
+        )
+    )
+    _print_scores(report.systems)
+    name = list(report.systems)[-1 if against else 0]
+    mistakes = report.mistakes[name]
+    out.print(Text(f"{name}'s mistakes: {len(mistakes)}", style="bold"))
+    _print_mistakes(mistakes)
+
+
+def _print_search_counts(report: Comparison) -> None:
+    compared = report.old_label is not None
+    table = Table()
+    table.add_column("search", no_wrap=True)
+    headings = ("old", "new", "added", "dropped", "changed") if compared else ("posts",)
+    for heading in headings:
+        table.add_column(heading, justify="right", no_wrap=True)
+    for row in report.searches:
+        name = row.search
+        if compared and not row.in_old:
+            name += " (new)"
+        elif not row.in_new:
+            name += " (gone)"
+        figures = (
+            (row.old, row.new, row.added, row.dropped, row.changed) if compared else (row.new,)
+        )
+        table.add_row(Text(name), *(str(x) for x in figures))
+    out.print(table)
+
+
+def _print_lines(title: str, lines: Sequence[str]) -> None:
+    if title:
+        out.print(Text(f"      {title}:", style="dim"))
+    for line in lines:
+        out.print(Text(f"      - {line}", style="dim"))
+
+
+def _print_scores(systems: Mapping[str, Scores]) -> None:
     table = Table()
     table.add_column("system", no_wrap=True)
     for heading in ("org P", "org R", "org F1", "br P", "br R", "br F1", "br acc"):
         table.add_column(heading, justify="right", no_wrap=True)
-    for name, s in report.systems.items():
+    for name, s in systems.items():
         figures = (s.precision, s.recall, s.f1, s.branch_precision, s.branch_recall, s.branch_f1)
         table.add_row(name, *(f"{x:.3f}" for x in (*figures, s.branch_accuracy)))
     out.print(table)
-    for name, s in report.systems.items():
+    for name, s in systems.items():
         out.print(Text(f"{name}: branch accuracy on {s.branch_total} posts tied to the right "
                        f"organisation, {s.branch_right} right"))  # fmt: skip
-    out.print(Text(f"listener's mistakes: {len(report.mistakes)}", style="bold"))
-    for m in report.mistakes:
+
+
+def _print_mistakes(mistakes: Sequence[Mistake]) -> None:
+    for m in mistakes:
         out.print(Text(f"  {m.kind}: {m.id}: got {m.got}, expected {m.expected}"))
         out.print(Text(f"      {m.text}", style="dim"))
         for line in m.evidence:
@@ -345,6 +555,225 @@ def try_text(
         out.print(Text(f"{title}:" + ("" if lines else " none")))
         for line in lines:
             out.print(Text(f"  - {line}"))
+
+
+@app.command()
+def feedback(
+    alert_id: Annotated[
+        int, typer.Argument(metavar="ALERT_ID", help="The alert's number ('listener alert #12').")
+    ],
+    verdict: Annotated[
+        Literal["relevant", "not-relevant", "wrong-branch"],
+        typer.Argument(metavar="VERDICT", help="What a person says about the alert."),
+    ],
+    branch: Annotated[
+        str | None,
+        typer.Option(
+            "--branch",
+            help="With wrong-branch: the branch the post is about (leave it out for 'the "
+            "organisation, no particular branch').",
+        ),
+    ] = None,
+    by: Annotated[
+        str | None, typer.Option("--by", help="Who says so (default: your user name).")
+    ] = None,
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Say whether an alert was right: stored with the post, counted by `listener report`."""
+    from listener.feedback import FeedbackError, UnknownAlert, record
+
+    cfg = _load(config)
+    store = _open_store(cfg)
+    try:
+        alert, row = record(
+            store, cfg.organisations, alert_id, verdict, branch=branch, by=by or _user_name()
+        )
+    except UnknownAlert as exc:
+        err.print(Text(f"{exc} in {_safe_url(cfg.database_url)}"))
+        raise typer.Exit(1) from None
+    except FeedbackError as exc:
+        err.print(Text(str(exc)))
+        raise typer.Exit(1) from None
+    finally:
+        store.close()
+    where = alert.org + (f" / {alert.branch}" if alert.branch else "")
+    said = row.verdict
+    if row.verdict == "wrong-branch":
+        said += f": it is about {row.branch or 'the organisation, no particular branch'}"
+    out.print(Text(f"alert {alert_id} ({where}, search {alert.search}): marked {said}"))
+
+
+@app.command()
+def report(
+    since: Annotated[
+        str, typer.Option("--since", help="The alerts of this last stretch: 30d, 12h, …")
+    ] = "30d",
+    org: Annotated[
+        str | None, typer.Option("--org", help="Only this organisation's alerts.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The figures as JSON.")] = False,
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Precision per search, from the feedback on the alerts (unjudged alerts count as right)."""
+    from listener.config.model import parse_duration
+    from listener.report import Counts, build_report
+
+    try:
+        window = parse_duration(since)
+    except ValueError as exc:
+        err.print(Text(f"--since: {exc}"))
+        raise typer.Exit(2) from None
+    cfg = _load(config)
+    if org is not None and org not in cfg.organisations:
+        known = ", ".join(cfg.organisations) or "none"
+        err.print(Text(f"--org: no organisation {org!r} in the configuration (there are: {known})"))
+        raise typer.Exit(1)
+    now = datetime.now(UTC)
+    store = _open_store(cfg)
+    try:
+        result = build_report(store, now - window, now, org=org)
+    finally:
+        store.close()
+    if as_json:
+        out.print(json.dumps(result.as_dict(), ensure_ascii=False), markup=False)
+        return
+    scope = f" about {org}" if org else ""
+    out.print(Text(f"alerts{scope} since {result.since:%Y-%m-%d %H:%M} UTC", style="bold"))
+    if not result.total.alerts:
+        out.print(Text("no alerts in this period"))
+        return
+    table = Table()
+    table.add_column("search", no_wrap=True)
+    headings = ("alerts", "relevant", "not rel.", "wrong br.", "unjudged")
+    for heading in (*headings, "precision", "judged P", "branch P", "judged br P"):
+        table.add_column(heading, justify="right", no_wrap=True)
+
+    def row(name: str, c: Counts) -> None:
+        counts = (c.alerts, c.relevant, c.not_relevant, c.wrong_branch, c.unjudged)
+        shares = (c.precision, c.judged_precision, c.branch_precision, c.judged_branch_precision)
+        table.add_row(
+            Text(name),
+            *(str(n) for n in counts),
+            *("-" if s is None else f"{s:.2f}" for s in shares),
+        )
+
+    for search, counts in result.searches.items():
+        row(search, counts)
+    row("all searches", result.total)
+    _print_wide(table)
+    out.print(
+        Text(
+            "precision: the organisation was right, (alerts - not relevant) / alerts; unjudged "
+            "alerts count as right. judged P: the same among judged alerts only. branch P: of "
+            "those with the right organisation, the branch was right too; judged br P: "
+            "relevant / (relevant + wrong branch).",
+            style="dim",
+        )
+    )
+
+
+@app.command()
+def suggest(
+    search: Annotated[
+        str | None, typer.Option("--search", help="Only this search (its id).")
+    ] = None,
+    since: Annotated[
+        str, typer.Option("--since", help="The feedback on alerts of this last stretch: 90d, …")
+    ] = "90d",
+    min_posts: Annotated[
+        int,
+        typer.Option("--min-posts", min=1, help="Rejected posts a suggestion must remove."),
+    ] = 2,
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Propose exclusions and sense cues from 'not-relevant' feedback, as a diff. Writes nothing."""
+    from listener.config.model import parse_duration
+    from listener.suggest import apply_dir
+    from listener.suggest import suggest as make_suggestions
+
+    try:
+        window = parse_duration(since)
+    except ValueError as exc:
+        err.print(Text(f"--since: {exc}"))
+        raise typer.Exit(2) from None
+    cfg = _load(config)
+    if search is not None and search not in {s.id for s in cfg.searches}:
+        known = ", ".join(s.id for s in cfg.searches) or "none"
+        err.print(Text(f"--search: no search {search!r} in the configuration (there are: {known})"))
+        raise typer.Exit(1)
+    url = cfg.database_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        out.print(Text(f"no database yet at {url}: no feedback to learn from"))
+        return
+    store = _open_store(cfg)
+    try:
+        result = make_suggestions(
+            cfg, store, since=datetime.now(UTC) - window, search_id=search, min_posts=min_posts
+        )
+    finally:
+        store.close()
+    scope = f" on search {search}" if search else ""
+    if not result.rejected_alerts:
+        out.print(
+            Text(
+                f"No alert{scope} was marked not-relevant in the last {since}: nothing to "
+                "suggest. (`listener feedback ALERT_ID not-relevant` marks one.)"
+            )
+        )
+        return
+    base = apply_dir(cfg, Path.cwd())
+    for line in result.summary(base):
+        typer.echo(line)
+    if not result.proposed:
+        typer.echo(
+            f"# No safe suggestion: every candidate word is in fewer than {min_posts} rejected "
+            "posts, or also in posts nobody rejected. Nothing was changed."
+        )
+        return
+    typer.echo(result.diff(base), nl=False)
+    again = " ".join(
+        ["listener suggest"]
+        + ([f"--config {config}"] if config != DEFAULT_CONFIG else [])
+        + ([f"--search {search}"] if search else [])
+        + ([f"--since {since}"] if since != "90d" else [])
+        + ([f"--min-posts {min_posts}"] if min_posts != 2 else [])
+    )
+    cwd = Path.cwd().resolve()
+    here, diff_file = ("", "fix.diff") if base == cwd else (f"cd {base} && ", cwd / "fix.diff")
+    err.print(
+        Text(
+            f"Nothing was changed. To apply: {again} > fix.diff; then {here}git apply {diff_file} "
+            f"(or patch -p1 < {diff_file}), and check with listener check.",
+            style="dim",
+        )
+    )
+
+
+def _print_wide(table: Table) -> None:
+    """A table printed whole, however narrow the terminal (or a pipe's 80 columns): a report
+    with a column cut to '…' says nothing."""
+    from rich.measure import Measurement
+
+    needed = Measurement.get(out, out.options.update(max_width=10_000), table).maximum
+    Console(highlight=False, soft_wrap=True, width=max(out.width, needed)).print(table)
+
+
+def _open_store(cfg: Config) -> Store:
+    from listener.store import Store
+
+    try:
+        return Store(cfg.database_url)
+    except (SQLAlchemyError, ImportError) as exc:
+        reason = getattr(exc, "orig", None) or exc
+        err.print(Text(f"cannot open the database {_safe_url(cfg.database_url)}: {reason}"))
+        raise typer.Exit(1) from None
+
+
+def _user_name() -> str | None:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name and no USER/LOGNAME in the environment
+        return None
 
 
 def _safe_url(url: str) -> str:

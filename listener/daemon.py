@@ -9,7 +9,9 @@ woken as soon as a poll saved alerts and every `outbox.every` for retries.
 `run_once` polls every source until it has nothing more, then drains the outbox: what
 `listener run --once` does. `run_forever` uses APScheduler with a first run at start-up, grace
 for late runs and jitter; SIGTERM/SIGINT set a flag: the batch in flight is finished or abandoned
-as a whole, and the outbox keeps whatever was not delivered.
+as a whole, and the outbox keeps whatever was not delivered. It also prunes the posts older than
+`[retention] posts` at start and every `[retention] every` (posts that were alerted stay), so
+`listener backtest --since` has recent posts to replay and the database does not grow for ever.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from listener.config import Config
+from listener.feedback import slack_actions
 from listener.geo.nominatim import ProfileGeocoder
 from listener.health import SourceHealth
 from listener.httpserver import Handler, HttpServer
@@ -102,6 +105,7 @@ class Daemon:
     stop_event: threading.Event = field(default_factory=threading.Event)
     wake_delivery: threading.Event = field(default_factory=threading.Event)
     _not_before: dict[str, datetime] = field(default_factory=dict)
+    _on_stop: list[Callable[[], None]] = field(default_factory=list)  # after the HTTP server
 
     @classmethod
     def from_config(
@@ -222,6 +226,23 @@ class Daemon:
     def deliver(self) -> RoundResult:
         return self.deliverer.deliver_due(self.stopping)
 
+    def prune_posts(self) -> int:
+        """Forget the posts older than `[retention] posts` (alerted posts stay); how many went."""
+        before = self.clock() - self.config.main.retention.posts
+        gone = self.store.prune_posts(before)
+        log.info(
+            "retention: %d post(s) from before %s pruned (alerted posts are kept)",
+            gone,
+            before.isoformat(timespec="minutes"),
+        )
+        return gone
+
+    def _prune_job(self) -> None:
+        try:
+            self.prune_posts()
+        except Exception:  # a database hiccup: the next round tries again
+            log.exception("pruning old posts failed")
+
     def ingest(self, posts: Sequence[Post]) -> int:
         """Posts pushed to POST /ingest: decided and saved as one batch; returns how many are new.
         Safe from several HTTP threads at once (the store's transaction serialises them)."""
@@ -238,18 +259,24 @@ class Daemon:
         return saved.new_posts
 
     def http_server(self, env: Mapping[str, str] | None = None) -> HttpServer | None:
-        """The HTTP port's server, when [http] port is set: POST /ingest for the webhook."""
+        """The HTTP port's server, when [http] port is set: POST /ingest for the webhook, and
+        POST /slack/actions for the feedback buttons when Slack's signing secret is set."""
         http = self.config.main.http
         webhook = self.config.main.sources.webhook
         if http.port is None:
             return None
+        env = os.environ if env is None else env
         routes: dict[tuple[str, str], Handler] = {}
         if webhook is not None and webhook.enabled:
             try:
-                endpoint = IngestEndpoint(webhook, os.environ if env is None else env, self.ingest)
+                endpoint = IngestEndpoint(webhook, env, self.ingest)
                 routes["POST", "/ingest"] = endpoint.handle
             except SourceUnavailable as exc:
                 log.warning("%s", exc)
+        actions = slack_actions(self.config, self.store, env, clock=self.clock)
+        if actions is not None:
+            routes["POST", "/slack/actions"] = actions.handle
+            self._on_stop.append(actions.close)
         max_body = webhook.max_bytes if webhook is not None else 1_000_000
         return HttpServer(http.host, http.port, routes, max_body=max_body)
 
@@ -299,6 +326,15 @@ class Daemon:
                 misfire_grace_time=max(1, int(seconds)),
                 jitter=min(30, int(seconds * 0.1)),
             )
+        every = self.config.main.retention.every.total_seconds()
+        scheduler.add_job(
+            self._prune_job,
+            "interval",
+            id="prune-posts",
+            seconds=every,
+            next_run_time=start,  # at start, then every `[retention] every`
+            misfire_grace_time=max(1, int(every)),
+        )
         server = self.http_server()
         if server is not None:
             server.start()
@@ -319,6 +355,8 @@ class Daemon:
             log.info("stopping: finishing the work in flight")
             if server is not None:
                 server.stop()
+            for close in self._on_stop:
+                close()
             scheduler.shutdown(wait=True)
             self.wake_delivery.set()
             deliverer.join()

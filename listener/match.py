@@ -2,12 +2,13 @@
 
 A `brand` search finds an organisation's name, aliases and handles (plus any extra terms) anywhere;
 a `local` search finds generic terms such as "de bieb", which only count once the locate stage has
-put the post near a branch. Text is folded first (`listener.text.fold`), so case, accents and
-punctuation never matter. A term matches exactly as a word sequence, or fuzzily (rapidfuzz ratio
-against word windows of the same length, at the search's threshold) when it is longer than four
-letters; short terms like 'bieb' or 'OBA' must match exactly, or they would match half the language.
-Exclusions, and for local searches the built-in cues of another sense of the word (a Steam
-library, a Python library), reject a post with the reason.
+put the post near a branch. Every name, alias and term becomes a term of the query language
+(`listener.query`), and a search's `query` adds its own alternatives and top-level restrictions,
+so one evaluator runs them all: folded for case, accents and punctuation; exact as a word
+sequence, or fuzzy (rapidfuzz ratio word by word, at the search's threshold) when longer than
+four letters, as short terms like 'bieb' or 'OBA' would match half the language otherwise.
+Exclusions, and for local searches the cues of another sense of the word (a Steam library, a
+Python library, 'mijn bibliotheek'), reject a post with the reason.
 """
 
 from __future__ import annotations
@@ -16,10 +17,21 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from rapidfuzz import fuzz
-
 from listener.config.model import Organisation, Search
 from listener.post import Post
+from listener.query.evaluate import SHORT_TERM, Evaluator, Hit, Tokens
+from listener.query.syntax import (
+    And,
+    Node,
+    Word,
+    conjuncts,
+    emoji_key,
+    fold_words,
+    is_emoji,
+    parse,
+    positive,
+)
+from listener.query.syntax import Term as QueryTerm
 from listener.text import fold
 
 #: Words that show 'bibliotheek'/'library' is used in another sense (software, games, media).
@@ -105,8 +117,6 @@ PERSONAL_BEFORE = frozenset(
 GENERIC_WORDS = {"bieb": False, "bibliotheek": True, "library": True}
 ENGLISH_GENERIC = frozenset({"library"})
 _QUOTES = "'\"‘’“”"
-SHORT_TERM = 4  # folded terms this short or shorter must match exactly
-NEAR_MISS_MARGIN = 12  # fuzzy scores this far under the threshold are reported as near-misses
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,11 +138,12 @@ class Text:
     folded: str
     words: tuple[str, ...]
     padded: str
+    tokens: Tokens
 
     @classmethod
     def of(cls, raw: str) -> Text:
         folded = fold(raw)
-        return cls(raw, folded, tuple(folded.split()), f" {folded} ")
+        return cls(raw, folded, tuple(folded.split()), f" {folded} ", Tokens.of(raw))
 
     def has(self, folded_phrase: str) -> bool:
         return bool(folded_phrase) and f" {folded_phrase} " in self.padded
@@ -179,7 +190,14 @@ def mentions(raw: str) -> list[str]:
 
 
 class SearchMatcher:
-    """One saved search, with its terms folded once."""
+    """One saved search, compiled once: its names and terms as query terms, its `query` parsed.
+
+    The search holds when one of its alternatives is found (for a brand search: the
+    organisation's name, an alias, a handle, a branch's own name; its `terms`; the positive part
+    of its `query`) and every top-level restriction of the query holds (its NOT clauses and field
+    filters, which for a brand search apply to the names too). Then `exclude` and, for local
+    searches, the cues of another sense of the word can still reject it.
+    """
 
     def __init__(
         self,
@@ -209,6 +227,32 @@ class SearchMatcher:
             if term.folded:
                 unique.setdefault(term.folded, term)
         self.terms = list(unique.values())
+        # Every alternative as a node of the query language; `kinds` remembers what a plain
+        # term stands for (an alias, a handle), for the evidence.
+        self.kinds: dict[int, Term] = {}
+        alternatives: list[Node] = []
+        for term in self.terms:
+            # A handle is an identifier: its account name, exactly ('#bibliotheekeemland').
+            node = (
+                QueryTerm(term.text, (Word(term.folded),), typos=0)
+                if term.kind == "handle"
+                else _plain(term.text)
+            )
+            if node is not None:
+                self.kinds[id(node)] = term
+                alternatives.append(node)
+        self.restrictions: list[Node] = []
+        if search.query is not None and search.query.strip():
+            tree = parse(search.query)
+            parts = conjuncts(tree)
+            wanted = [p for p in parts if positive(p)]
+            self.restrictions = [p for p in parts if not positive(p)]
+            if wanted:
+                alternatives.append(wanted[0] if len(wanted) == 1 else And(tuple(wanted)))
+        self.alternatives = alternatives
+        self.evaluator = Evaluator(
+            search.fuzzy, self._check, self._describe, [*alternatives, *self.restrictions]
+        )
         self.exclude = [(e, fold(e)) for e in search.exclude if fold(e)]
         self.sense_cues = [(c, c) for c in SENSE_CUES]
         self.sense_cues += [(c, fold(c)) for c in search.sense_cues if fold(c)]
@@ -228,9 +272,10 @@ class SearchMatcher:
             return post.lang.lower().split("-")[0] in self.languages
         return True
 
-    def match(self, post: Post, text: Text) -> MatchResult:
+    def match(self, post: Post, text: Text, fetched_by: str | None = None) -> MatchResult:
         result = MatchResult(self.search, matched=False)
-        best_miss: tuple[float, Term, str] | None = None
+        tokens = text.tokens
+        candidates = self.evaluator.candidates(tokens)
         for written in mentions(text.raw) if self.handle_keys else ():
             handle = next(
                 (self.handle_keys[k] for k in handle_keys(written) if k in self.handle_keys), None
@@ -238,49 +283,79 @@ class SearchMatcher:
             if handle is not None:
                 result.matched, result.score, result.written = True, 100.0, "@" + written
                 result.term = Term(handle, normal_handle(handle), "handle")
+                result.evidence.append(self._evidence(result.term, result.written, 100.0))
                 break
-        other_sense: str | None = None
-        for term in self.terms if not result.matched else ():
-            found = self._find(term, text)
-            if found is None:
+        other_sense: list[str] = []
+        for node in self.alternatives if not result.matched else ():
+            if self.evaluator.cannot_hold(node, candidates):
                 continue
-            written, score = found
-            if score >= 100 and not _acronym_as_written(term, text.raw):
-                continue  # 'Oba!' is not 'OBA'
-            if score >= 100 and self.search.kind == "local":
-                sense = _sense_in_context(term, text.raw, self.is_name)
-                if sense is not None:
-                    other_sense = other_sense or sense
-                    continue
-            if score >= self.search.fuzzy:
-                if not result.matched or score > result.score:
-                    result.matched, result.term, result.written, result.score = (
-                        True,
-                        term,
-                        written,
-                        score,
-                    )
-            elif score >= self.search.fuzzy - NEAR_MISS_MARGIN and (
-                best_miss is None or score > best_miss[0]
-            ):
-                best_miss = (score, term, written)
-        if not result.matched:
-            if other_sense is not None:
-                result.evidence.append(f"search {self.search.id}: rejected, {other_sense}")
-            if best_miss is not None:
-                score, term, written = best_miss
-                result.near_misses.append(
-                    f"search {self.search.id}: '{written}' is like {term.kind} '{term.text}' "
-                    f"(fuzzy {score:.0f}, needs {self.search.fuzzy})"
+            run = self.evaluator.run(node, post, tokens, fetched_by, candidates)
+            other_sense += [r for r in run.rejected.values() if r not in other_sense]
+            if not run.holds:
+                for miss in run.near_misses:  # one per word of the post: the first, closest
+                    said = miss.split("' ", 1)[0]
+                    if not any(m.split(": ", 1)[1].startswith(said) for m in result.near_misses):
+                        result.near_misses.append(f"search {self.search.id}: {miss}")
+                continue
+            best = max(run.hits, key=lambda h: h.score, default=None)
+            score = best.score if best is not None else 100.0
+            if result.matched and score <= result.score:
+                continue
+            result.matched, result.score = True, score
+            result.evidence = [self._hit_evidence(h) for h in _distinct(run.hits)]
+            if id(node) not in self.kinds and not isinstance(node, QueryTerm):
+                query = self.search.query or ""
+                result.evidence.append(
+                    f"search {self.search.id}: query {_written(node, query)} holds"
                 )
+            if best is not None:
+                result.written = best.written
+                result.term = self.kinds.get(id(best.term)) or Term(
+                    best.term.written, " ".join(w.text for w in best.term.words), "query"
+                )
+        if not result.matched:
+            if other_sense:
+                result.evidence.append(f"search {self.search.id}: rejected, {other_sense[0]}")
             return result
-        assert result.term is not None
-        result.evidence.append(self._evidence(result.term, result.written or "", result.score))
+        result.near_misses = []
+        for node in self.restrictions:
+            if not self.evaluator.run(node, post, tokens, fetched_by, candidates).holds:
+                result.matched = False
+                result.evidence.append(
+                    f"search {self.search.id}: rejected, the query needs "
+                    f"{_written(node, self.search.query or '')}"
+                )
+                return result
         reason = self._rejection(text)
         if reason:
             result.matched = False
             result.evidence.append(f"search {self.search.id}: rejected, {reason}")
         return result
+
+    def _check(self, term: QueryTerm, tokens: Tokens) -> str | None:
+        """An exact occurrence that is not what the search means: an acronym ('OBA') not in
+        capitals, or (local searches) every use of a generic word in another sense."""
+        plain = self.kinds.get(id(term))
+        original = plain.text if plain is not None else _unquoted(term.written)
+        if not _acronym_as_written(original, tokens.raw):
+            return f"'{original}' is only an acronym in capitals"
+        if self.search.kind == "local" and not term.wildcard and not term.emoji:
+            last = term.words[-1].text
+            return _sense_in_context(original, last, tokens.raw, self.is_name)
+        return None
+
+    def _describe(self, term: QueryTerm) -> str:
+        plain = self.kinds.get(id(term))
+        return f"{plain.kind} '{plain.text}'" if plain is not None else f"query term {term.written}"
+
+    def _hit_evidence(self, hit: Hit) -> str:
+        plain = self.kinds.get(id(hit.term))
+        if plain is not None:
+            return self._evidence(plain, hit.written, hit.score)
+        where = f"search {self.search.id}"
+        if hit.how in ("exact", "mention"):
+            return f"{where}: text has {hit.written!r} (query term {hit.term.written})"
+        return f"{where}: '{hit.written}' → query term {hit.term.written} ({hit.how})"
 
     def _evidence(self, term: Term, written: str, score: float) -> str:
         where = f"search {self.search.id}"
@@ -301,45 +376,53 @@ class SearchMatcher:
                     return f"another sense of the word ('{original}')"
         return None
 
-    def _find(self, term: Term, text: Text) -> tuple[str, float] | None:
-        """The words in the text closest to the term, and their score (100 = exact).
 
-        A multi-word term is scored word by word and takes its weakest word, so a shared
-        generic word ('bibliotheek') cannot carry a different name ('Eemnes' for 'Eemland').
-        """
-        if text.has(term.folded):
-            return term.folded, 100.0
-        joined = term.folded.replace(" ", "")
-        if term.words > 1 and joined in text.words:  # '#BibliotheekEemland'
-            return joined, 100.0
-        if len(joined) <= SHORT_TERM or not text.words:
-            return None
-        best: tuple[str, float] | None = None
-        parts = term.folded.split()
-        size = len(parts)
-        for i in range(len(text.words) - size + 1):
-            window = text.words[i : i + size]
-            score = min(_word_score(a, b) for a, b in zip(parts, window, strict=True))
-            if best is None or score > best[1]:
-                best = (" ".join(window), score)
-        if size > 1:  # the term written as one word: '#BibliotheekEemlnd'
-            for word in text.words:
-                if len(word) >= 0.9 * len(joined):
-                    score = fuzz.ratio(joined, word)
-                    if best is None or score > best[1]:
-                        best = (word, score)
-        return best
+def _plain(text: str) -> QueryTerm | None:
+    """A term of the first version (a name, an alias, an entry of `terms`): a phrase as
+    written, no operators; emoji only when it has no words."""
+    words = fold_words(text)
+    if words:
+        return QueryTerm(text, tuple(Word(w) for w in words), phrase=len(words) > 1)
+    emoji = "".join(ch for ch in emoji_key(text) if is_emoji(ch))
+    if emoji:
+        return QueryTerm(text, tuple(Word(ch) for ch in emoji), phrase=len(emoji) > 1, emoji=True)
+    return None
 
 
-def _acronym_as_written(term: Term, raw: str) -> bool:
+def _unquoted(written: str) -> str:
+    """'"de bieb"~1' → 'de bieb'; 'bieb*' → 'bieb'; '#bieb' → '#bieb'."""
+    text = re.sub(r"~\d*$", "", written)
+    return text.strip('"').rstrip("*")
+
+
+def _written(node: Node, query: str) -> str:
+    """The part of the query a node came from, for evidence."""
+    part = " ".join(query[node.start : node.end].split())
+    return part if part else "its terms"
+
+
+def _distinct(hits: Sequence[Hit]) -> list[Hit]:
+    seen: set[tuple[int, int, str]] = set()
+    out = []
+    for hit in hits:
+        marker = (hit.start, hit.end, hit.term.written)
+        if marker not in seen:
+            seen.add(marker)
+            out.append(hit)
+    return out
+
+
+def _acronym_as_written(original: str, raw: str) -> bool:
     """An acronym alias ('OBA', 'KB') counts only in capitals: 'Oba!' is someone's name."""
-    original = term.text.strip()
+    original = original.strip()
     if not (original.isalpha() and original.isupper() and len(original) <= SHORT_TERM + 1):
         return True
     return re.search(rf"(?<!\w){re.escape(original)}(?!\w)", raw) is not None
 
 
-def _sense_in_context(term: Term, raw: str, is_name: Callable[[str], bool]) -> str | None:
+def _sense_in_context(
+    original: str, word: str, raw: str, is_name: Callable[[str], bool]
+) -> str | None:
     """Why every use of a generic term in the text is another sense, or None if one is not.
 
     A public library is 'de bieb', 'the library', 'naar de bibliotheek', 'bibliotheek Leusden'.
@@ -347,8 +430,7 @@ def _sense_in_context(term: Term, raw: str, is_name: Callable[[str], bool]) -> s
     possessive ('mijn bibliotheek', 'opa's bibliotheek'), a title ('The Midnight Library'),
     scare quotes ("'de bibliotheek'"), or in English a noun before it ('GOG library').
     """
-    word = term.folded.split()[-1]
-    pattern = re.compile(rf"(?<!\w){re.escape(term.text.strip())}(?!\w)", re.IGNORECASE)
+    pattern = re.compile(rf"(?<!\w){re.escape(original.strip())}(?!\w)", re.IGNORECASE)
     reasons: list[str] = []
     for found in pattern.finditer(raw):
         reason = _occurrence_sense(raw, found.start(), found.end(), word, found.group(), is_name)
@@ -399,12 +481,3 @@ def _occurrence_sense(
 def _acronym(word: str) -> bool:
     """'UvA', 'TU', 'HU', 'KB': capitals, perhaps with small letters between."""
     return len(word) >= 2 and word[0].isupper() and word[-1].isupper() and word.isalpha()
-
-
-def _word_score(expected: str, written: str) -> float:
-    """100 for the same word; short words must be the same; longer ones are compared fuzzily."""
-    if expected == written:
-        return 100.0
-    if len(expected) <= SHORT_TERM:
-        return 0.0
-    return fuzz.ratio(expected, written)

@@ -14,7 +14,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from listener.alert import AlertMessage
+from listener.alert import AlertMessage, branch_choices
 from listener.branch import GENERIC_NAME_WORDS, BranchResolver, branch_names, searchable
 from listener.config import Config
 from listener.config.model import Search
@@ -146,7 +146,7 @@ class Classifier:
             search = matcher.search
             if not matcher.applies_to(post, fetched_by):
                 continue
-            result = matcher.match(post, text)
+            result = matcher.match(post, text, fetched_by)
             decision.near_misses += result.near_misses
             if not result.matched:
                 decision.evidence += result.evidence  # rejections say why
@@ -173,6 +173,10 @@ class Classifier:
                     )
                 )
                 decision.evidence += result.evidence
+                if hit is None:  # branch unknown: a place just outside an area is worth seeing
+                    decision.near_misses += [
+                        m for m in located.near_misses if m not in decision.near_misses
+                    ]
             elif hit is not None:
                 candidates.append(
                     _Candidate(
@@ -252,6 +256,7 @@ class Classifier:
             reasons=list(decision.reasons),
             evidence=list(decision.evidence),
             distance_km=decision.distance_km,
+            branch_choices=branch_choices(org, branch),
         )
         return NewAlert(message, receivers)
 

@@ -32,6 +32,7 @@ from sqlalchemy import (
     Index,
     UniqueConstraint,
     and_,
+    delete,
     event,
     exists,
     func,
@@ -104,6 +105,29 @@ class DeliveryRow(SQLModel, table=True):
     external_ref: str | None = None
     created_at: datetime
     sent_at: datetime | None = None
+
+
+class FeedbackRow(SQLModel, table=True):
+    """What a person said about an alert: the truth the backtest, `report` and `suggest` use.
+
+    verdict is `relevant`, `not-relevant` or `wrong-branch` (then `branch` is the right branch,
+    or None for 'the organisation, no particular branch'). The newest row for an alert counts.
+    """
+
+    __tablename__ = "feedback"
+    id: int | None = Field(default=None, primary_key=True)
+    alert_id: int = Field(foreign_key="alerts.id", index=True)
+    post_id: str = Field(foreign_key="posts.id", index=True)
+    org: str
+    search: str
+    verdict: str
+    branch: str | None = None
+    by: str | None = None  # who: a Slack user id or the local user name
+    via: str = "cli"  # cli | slack
+    created_at: datetime
+
+
+VERDICTS = ("relevant", "not-relevant", "wrong-branch")
 
 
 class CursorRow(SQLModel, table=True):
@@ -299,6 +323,97 @@ class Store:
     def source_states(self) -> list[CursorRow]:
         with Session(self.engine) as session, session.begin():
             rows = list(session.exec(select(CursorRow).order_by(CursorRow.key)))
+            session.expunge_all()
+            return rows
+
+    # --- posts kept for backtests, and feedback --------------------------------------------------
+
+    def posts_since(self, since: datetime) -> list[Post]:
+        """Stored posts created at or after `since`, oldest first."""
+        with Session(self.engine) as session, session.begin():
+            rows = session.exec(
+                select(PostRow.data)
+                .where(col(PostRow.created_at) >= since)
+                .order_by(col(PostRow.created_at), col(PostRow.id))
+            ).all()
+        return [Post.from_dict(json.loads(data)) for data in rows]
+
+    def prune_posts(self, before: datetime) -> int:
+        """Delete posts created before `before`, with their decisions, unless an alert was made
+        for them (feedback hangs off alerts). Returns how many posts went."""
+        with Session(self.engine) as session, session.begin():
+            kept = select(AlertRow.post_id)
+            old = select(PostRow.id).where(
+                col(PostRow.created_at) < before, col(PostRow.id).not_in(kept)
+            )
+            session.exec(delete(DecisionRow).where(col(DecisionRow.post_id).in_(old)))
+            result = session.exec(delete(PostRow).where(col(PostRow.id).in_(old)))
+            return int(result.rowcount or 0)
+
+    def alert(self, alert_id: int) -> AlertRow | None:
+        with Session(self.engine) as session, session.begin():
+            row = session.get(AlertRow, alert_id)
+            session.expunge_all()
+            return row
+
+    def add_feedback(
+        self,
+        alert_id: int,
+        verdict: str,
+        *,
+        branch: str | None = None,
+        by: str | None = None,
+        via: str = "cli",
+        now: datetime | None = None,
+    ) -> FeedbackRow:
+        """Record feedback on an alert. KeyError if there is no such alert; ValueError for a
+        verdict that is not one of VERDICTS."""
+        if verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}, not {verdict!r}")
+        with Session(self.engine) as session, session.begin():
+            alert = session.get(AlertRow, alert_id)
+            if alert is None:
+                raise KeyError(alert_id)
+            row = FeedbackRow(
+                alert_id=alert_id,
+                post_id=alert.post_id,
+                org=alert.org,
+                search=alert.search,
+                verdict=verdict,
+                branch=branch if verdict == "wrong-branch" else None,
+                by=by,
+                via=via,
+                created_at=now or utcnow(),
+            )
+            session.add(row)
+            session.flush()
+            session.expunge(row)
+            return row
+
+    def feedback(self, since: datetime | None = None) -> list[FeedbackRow]:
+        """The newest feedback row of each alert (only alerts created since `since`, if given)."""
+        with Session(self.engine) as session, session.begin():
+            query = select(FeedbackRow).order_by(col(FeedbackRow.alert_id), col(FeedbackRow.id))
+            if since is not None:
+                query = query.join(AlertRow, col(AlertRow.id) == col(FeedbackRow.alert_id)).where(
+                    col(AlertRow.created_at) >= since
+                )
+            latest: dict[int, FeedbackRow] = {}
+            for row in session.exec(query):
+                latest[row.alert_id] = row
+            session.expunge_all()
+        return list(latest.values())
+
+    def alerts_since(self, since: datetime) -> list[AlertRow]:
+        """Alerts created at or after `since`, oldest first."""
+        with Session(self.engine) as session, session.begin():
+            rows = list(
+                session.exec(
+                    select(AlertRow)
+                    .where(col(AlertRow.created_at) >= since)
+                    .order_by(col(AlertRow.id))
+                )
+            )
             session.expunge_all()
             return rows
 

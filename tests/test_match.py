@@ -227,3 +227,10 @@ def test_an_acronym_alias_counts_only_in_capitals() -> None:
     matcher = SearchMatcher(Search(id="b", org="oba", kind="brand"), oba)
     assert matcher.match(post("de OBA is dicht"), Text.of("de OBA is dicht")).matched
     assert not matcher.match(post("Oba! Amanhã"), Text.of("Oba! Amanhã")).matched
+
+
+def test_a_handle_is_found_exactly_however_loose_the_fuzzy_setting() -> None:
+    loose = Search(id="brand", org="eemland", kind="brand", fuzzy=60)
+    matched, evidence, _ = match(loose, "de bibliotheek is dicht")
+    assert not matched, evidence  # 'bibliotheek' is 76 like 'bibliotheekeemland'
+    assert match(loose, "groet aan #bibliotheekeemland")[0]

@@ -13,6 +13,7 @@ import socket
 import ssl
 import subprocess
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -384,3 +385,15 @@ def test_a_handle_that_already_starts_with_at_is_shown_with_one() -> None:
         body = message.get_body((kind,)).get_content()
         assert "@joost@mastodon.nl" in body
         assert "@@" not in body
+
+
+def test_an_email_says_how_to_give_feedback_except_on_alerts_about_listener() -> None:
+    notifier = notifier_for(closed_port())
+    message = notifier.render(make_alert())
+    for kind in ("plain", "html"):
+        body = message.get_body((kind,)).get_content()
+        assert "listener feedback 42 not-relevant" in body
+        assert "listener feedback 42 wrong-branch --branch ID" in body
+    health = replace(make_alert(), org_id="listener", org_name="listener")
+    for kind in ("plain", "html"):
+        assert "listener feedback" not in notifier.render(health).get_body((kind,)).get_content()

@@ -1,20 +1,25 @@
-"""SlackNotifier against a local Slack Web API stand-in: blocks, error classification, escaping."""
+"""SlackNotifier against a local Slack Web API stand-in: blocks, feedback controls, error
+classification, escaping."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import socket
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from listener.alert import AlertMessage
-from listener.config.model import MainFile, Receiver, SlackSettings
+from listener.alert import MAX_BRANCH_CHOICES, AlertMessage, BranchChoice, branch_choices
+from listener.config.model import Branch, MainFile, Organisation, Receiver, SlackSettings
 from listener.notify import NotifierUnavailable, TransportError, build_notifier
-from listener.notify.slack import SlackNotifier
+from listener.notify.slack import SlackNotifier, build_blocks, clip, judged_line
+from listener.store import FeedbackRow
 from tests.support.alerts import TEXT
 from tests.support.alerts import make_alert as support_alert
 from tests.support.slackwire import SlackWireServer
@@ -339,3 +344,178 @@ def test_a_handle_that_already_starts_with_at_is_shown_with_one() -> None:
     rendered = fallback_text(alert) + str([b.to_dict() for b in build_blocks(alert)])
     assert "@joost@mastodon.nl" in rendered
     assert "@@" not in rendered
+
+
+# --- feedback controls -------------------------------------------------------------------------
+
+CHOICES = [BranchChoice("amersfoort", "Eemhuis"), BranchChoice("leusden", "Bibliotheek Leusden")]
+
+
+def with_choices(alert: AlertMessage, choices: list[BranchChoice] | None = CHOICES) -> AlertMessage:
+    return replace(alert, branch_choices=choices)
+
+
+def judged(verdict: str, by: str = "U0CLICK", via: str = "slack", **more: Any) -> FeedbackRow:
+    return FeedbackRow(
+        alert_id=42,
+        post_id="p1",
+        org="eemland",
+        search="eemland-brand",
+        verdict=verdict,
+        by=by,
+        via=via,
+        created_at=datetime(2024, 5, 1, 13, 0, tzinfo=UTC),
+        **more,
+    )
+
+
+def actions_of(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    [actions] = [b for b in blocks if b["type"] == "actions"]
+    return list(actions["elements"])
+
+
+def test_an_alert_carries_not_relevant_and_wrong_branch_controls(slack: SlackWireServer) -> None:
+    notifier_for(slack.base_url).send(with_choices(make_alert()))
+
+    [message] = slack.wait_for(1)
+    open_post, not_relevant, wrong_branch = actions_of(message.blocks or [])
+    assert open_post["action_id"] == "open_post"
+    assert (not_relevant["type"], not_relevant["action_id"], not_relevant["value"]) == (
+        "button",
+        "feedback_not_relevant",
+        "42",
+    )
+    assert not_relevant["text"]["text"] == "Not relevant"
+    assert (wrong_branch["type"], wrong_branch["action_id"]) == (
+        "static_select",
+        "feedback_wrong_branch",
+    )
+    assert wrong_branch["placeholder"]["text"] == "Wrong branch…"
+    assert "initial_option" not in wrong_branch
+    assert [(o["text"]["text"], o["value"]) for o in wrong_branch["options"]] == [
+        ("No particular branch", "42:"),
+        ("Eemhuis", "42:amersfoort"),
+        ("Bibliotheek Leusden", "42:leusden"),
+    ]
+
+
+def test_an_alert_without_a_branch_offers_every_branch_and_not_no_branch() -> None:
+    alert = with_choices(replace(make_alert(), branch_id=None, branch_name=None))
+
+    *_, wrong_branch = actions_of([b.to_dict() for b in build_blocks(alert)])
+
+    assert [o["value"] for o in wrong_branch["options"]] == ["42:amersfoort", "42:leusden"]
+
+
+def test_an_organisation_with_one_branch_gets_only_the_not_relevant_button() -> None:
+    alert = with_choices(replace(make_alert(), branch_id=None, branch_name=None), [])
+    [open_post, button] = actions_of([b.to_dict() for b in build_blocks(alert)])
+    assert (open_post["action_id"], button["action_id"]) == ("open_post", "feedback_not_relevant")
+
+
+def test_alerts_that_take_no_feedback_have_no_controls() -> None:
+    """Alerts about listener itself, and alerts stored before feedback existed (no field)."""
+    stored = json.loads(make_alert().to_json())
+    del stored["branch_choices"]
+    old = AlertMessage.from_json(json.dumps(stored))
+    assert old.branch_choices is None
+
+    [button] = actions_of([b.to_dict() for b in build_blocks(old)])
+    assert button["action_id"] == "open_post"
+
+
+def test_branch_choices_survive_the_outbox_json() -> None:
+    alert = with_choices(make_alert())
+    assert AlertMessage.from_json(alert.to_json()) == alert
+
+
+def test_the_controls_sit_beside_no_button_when_the_url_cannot_be_one(
+    slack: SlackWireServer,
+) -> None:
+    notifier_for(slack.base_url).send(with_choices(make_alert(url="javascript:alert(1)")))
+
+    [message] = slack.wait_for(1)
+    blocks = message.blocks or []
+    assert [b["type"] for b in blocks][-2:] == ["context", "actions"]
+    assert [e["action_id"] for e in actions_of(blocks)] == [
+        "feedback_not_relevant",
+        "feedback_wrong_branch",
+    ]
+
+
+def test_a_hundred_and_fifty_branches_become_the_99_nearest_plus_no_branch(
+    slack: SlackWireServer,
+) -> None:
+    """Slack allows 100 options: the branches nearest the alerted one are the likely mix-ups."""
+    branches = [
+        Branch(id=f"b{i:03d}", name=f"Branch {i:03d}", lat=52.0 + i * 0.01, lon=5.0)
+        for i in range(150)
+    ]
+    org = Organisation(id="big", name="Big Library", branches=branches)
+    home = branches[100]
+
+    choices = branch_choices(org, home)
+
+    assert len(choices) == MAX_BRANCH_CHOICES == 99
+    kept = {c.id for c in choices}
+    assert home.id not in kept
+    assert kept == {f"b{i:03d}" for i in range(50, 150) if i != 100}  # 50 below, 49 above
+    assert [c.name for c in choices] == sorted(c.name for c in choices)
+    notifier_for(slack.base_url).send(with_choices(make_alert(), choices))
+    [message] = slack.wait_for(1)
+    select = actions_of(message.blocks or [])[-1]
+    assert len(select["options"]) == 100
+
+
+def test_a_judged_alert_says_who_marked_it_and_its_controls_show_the_choice() -> None:
+    alert = with_choices(make_alert())
+
+    blocks = [b.to_dict() for b in build_blocks(alert, judged("not-relevant"))]
+    _, button, select = actions_of(blocks)
+    assert (button["text"]["text"], button["action_id"]) == (
+        "Relevant after all",
+        "feedback_relevant",
+    )
+    assert "initial_option" not in select
+    assert blocks[-1]["elements"][0]["text"] == "Marked not relevant by <@U0CLICK>"
+
+    blocks = [b.to_dict() for b in build_blocks(alert, judged("wrong-branch", branch="leusden"))]
+    _, button, select = actions_of(blocks)
+    assert button["action_id"] == "feedback_not_relevant"
+    assert select["initial_option"]["value"] == "42:leusden"
+    assert blocks[-1]["elements"][0]["text"] == (
+        "Marked wrong branch by <@U0CLICK>: it is about Bibliotheek Leusden"
+    )
+
+    blocks = [b.to_dict() for b in build_blocks(alert, judged("wrong-branch"))]
+    assert actions_of(blocks)[-1]["initial_option"]["value"] == "42:"
+    assert blocks[-1]["elements"][0]["text"].endswith("the organisation, no particular branch")
+
+    blocks = [b.to_dict() for b in build_blocks(alert, judged("relevant", by="jan", via="cli"))]
+    assert blocks[-1]["elements"][0]["text"] == "Marked relevant by jan"
+
+
+def test_hostile_branch_names_and_names_stay_inert_in_the_controls(
+    slack: SlackWireServer,
+) -> None:
+    hostile = [BranchChoice("evil", HOSTILE), BranchChoice("leusden", "Leusden")]
+    alert = with_choices(make_alert(text=HOSTILE, name=HOSTILE), hostile)
+
+    notifier_for(slack.base_url).send(alert)
+    [message] = slack.wait_for(1)
+    select = actions_of(message.blocks or [])[-1]
+    [evil] = [o for o in select["options"] if o["value"] == "42:evil"]
+    assert evil["text"]["type"] == "plain_text"
+    assert evil["text"]["emoji"] is False
+    assert evil["text"]["text"] == clip(HOSTILE, 75)  # shown as written, cut to Slack's limit
+
+    rendered = build_blocks(alert, judged("wrong-branch", branch="evil", by=HOSTILE, via="cli"))
+    texts_ = texts([b.to_dict() for b in rendered])
+    for obj in texts_:
+        if obj["type"] == "mrkdwn":
+            assert_inert_mrkdwn(obj["text"])
+    line = rendered[-1].to_dict()["elements"][0]["text"]
+    assert line.startswith("Marked wrong branch by &lt;!channel&gt; @\u200bhere &lt;@U123&gt;")
+    # a 'Slack user id' that is not one cannot mention anyone either
+    line = judged_line(alert, judged("not-relevant", by="U1> <!channel", via="slack"))
+    assert_inert_mrkdwn(line)

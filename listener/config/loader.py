@@ -31,6 +31,7 @@ from listener.config.model import (
     Search,
 )
 from listener.geo.areas import load_area
+from listener.query.syntax import QuerySyntaxError, parse
 
 #: Source names a search may list: the sources listener has and the names replayed posts carry.
 KNOWN_SOURCES = frozenset(
@@ -59,9 +60,12 @@ class Problem:
     line: int | None
     field: str
     message: str
+    column: int | None = None
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else str(self.file)
+        if self.line and self.column:
+            where += f":{self.column}"
         return (
             f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
         )
@@ -86,6 +90,8 @@ class Config:
     receivers: dict[str, Receiver]
     routes: list[Route]
     files: list[Path] = field(default_factory=list)
+    #: Where each search is defined: its file and the line of its `id`.
+    search_where: dict[str, tuple[Path, int | None]] = field(default_factory=dict)
 
     @property
     def base_dir(self) -> Path:
@@ -135,6 +141,7 @@ def load_config(path: str | Path) -> Config:
     org_where: dict[str, tuple[Path, int | None]] = {}
     searches: list[Search] = []
     search_where: dict[str, tuple[Path, int | None]] = {}
+    search_lines: dict[str, tuple[Path, int | None]] = {}
     for query_file in _toml_files(queries_dir, "queries_dir", path, problems):
         files.append(query_file)
         loaded = _load_model(query_file, QueryFile, problems, keep_lines=True)
@@ -166,6 +173,7 @@ def load_config(path: str | Path) -> Config:
                 problems.append(Problem(query_file, line, f"searches[{search.id}].id", message))
                 continue
             search_where[search.id] = (query_file, lines.line_of(("searches", i, "org")))
+            search_lines[search.id] = (query_file, lines.line_of(("searches", i, "id")))
             searches.append(search)
             _check_search(search, i, query_file, lines, problems)
 
@@ -236,6 +244,7 @@ def load_config(path: str | Path) -> Config:
         receivers=receivers,
         routes=routes,
         files=files,
+        search_where=search_lines,
     )
 
 
@@ -357,6 +366,35 @@ def _check_search(
             line = lines.line_of(("searches", i, "sources", j))
             message = _unknown("source", name, KNOWN_SOURCES)
             problems.append(Problem(file, line, f"searches[{search.id}].sources", message))
+    if search.query is not None:
+        try:
+            parse(search.query)
+        except QuerySyntaxError as exc:
+            key_line = lines.line_of(("searches", i, "query"))
+            line, column = query_position(file, key_line, exc.query, exc.offset)
+            problems.append(
+                Problem(file, line, f"searches[{search.id}].query", exc.message, column)
+            )
+
+
+def query_position(
+    file: Path, key_line: int | None, query: str, offset: int
+) -> tuple[int | None, int | None]:
+    """The file line and column of an offset into a search's query (a syntax error, or a term
+    `listener check` warns about). The query is found verbatim after its key (always so for
+    'literal' and '''multi-line''' strings); failing that (escapes in a "basic" string), the
+    key's line and the column inside the query."""
+    if key_line is None:
+        return None, None
+    text = file.read_text(encoding="utf-8")
+    starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
+    begin = starts[key_line - 1] if key_line - 1 < len(starts) else 0
+    found = text.find(query, begin) if query else -1
+    if found < 0:
+        return key_line, offset - (query.rfind("\n", 0, offset) + 1) + 1
+    offset = found + offset
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - starts[line - 1] + 1
 
 
 def _load_csv(

@@ -182,6 +182,14 @@ class HttpSettings(Strict):
     port: int | None = Field(None, ge=1, le=65535)
 
 
+class Retention(Strict):
+    """How long posts seen are kept for backtests. Posts that were alerted, or that someone gave
+    feedback on, stay as long as their alert (issue 8 adds alert retention)."""
+
+    posts: Duration = timedelta(days=90)
+    every: Duration = timedelta(days=1)  # how often the daemon prunes
+
+
 class Backoff(Strict):
     """How long a failing source or delivery waits before the next try (doubling up to `max`)."""
 
@@ -191,6 +199,8 @@ class Backoff(Strict):
 
 class SlackSettings(Strict):
     token_env: str = "SLACK_BOT_TOKEN"
+    # Slack's signing secret for POST /slack/actions (the feedback buttons), with [http] port.
+    signing_secret_env: str = "SLACK_SIGNING_SECRET"
     base_url: str = "https://slack.com/api/"
     timeout: Duration = timedelta(seconds=15)
 
@@ -250,6 +260,7 @@ class MainFile(Strict):
     outbox: OutboxSettings = OutboxSettings()
     geo: GeoSettings = GeoSettings()
     http: HttpSettings = HttpSettings()
+    retention: Retention = Retention()
 
     @field_validator("timezone")
     @classmethod
@@ -307,13 +318,14 @@ class Search(Strict):
     interval: Duration | None = None
     languages: list[str] = []
     sense_cues: list[str] = []  # more words that show another sense of the terms (local searches)
+    query: str | None = None  # the query language (listener.query); checked by the loader
 
     @model_validator(mode="after")
     def _needs_something_to_find(self) -> Search:
         if self.kind == "brand" and self.org is None:
             raise ValueError("a brand search needs org: the organisation whose names it finds")
-        if self.kind == "local" and not self.terms:
-            raise ValueError("a local search needs terms, such as 'de bieb'")
+        if self.kind == "local" and not self.terms and not (self.query or "").strip():
+            raise ValueError("a local search needs terms or a query, such as 'de bieb'")
         return self
 
 

@@ -11,6 +11,14 @@ such as `ratelimited` or `internal_error` are transient; bad tokens, unknown cha
 blocks and other 4xx are permanent. slack-sdk's own retries are switched off (`retry_handlers=[]`):
 the outbox owns retrying, and a 429's Retry-After goes back to it in `TransportError.retry_after`.
 The token lives only in the `WebClient`; repr and error messages show `xoxb-…abcd` at most.
+
+Feedback controls sit beside 'Open post' on alerts that take feedback (`branch_choices` is not
+None): a 'Not relevant' button (value: the alert id) and a 'Wrong branch…' select whose options
+are the organisation's other branches and 'No particular branch' (value: `choice_value`).
+`listener.feedback` receives the clicks and re-renders the message with `build_blocks(alert,
+judged)`: a line saying who marked it what, and controls that show the choice ('Relevant after
+all' to undo 'Not relevant'; the chosen branch preselected). Branch names are config text but
+are treated like post text: option labels are plain_text, the 'marked' line escapes them.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ import re
 from collections.abc import Mapping
 from datetime import UTC
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from slack_sdk import WebClient
@@ -33,8 +41,10 @@ from slack_sdk.models.blocks import (
     ContextBlock,
     HeaderBlock,
     MarkdownTextObject,
+    Option,
     PlainTextObject,
     SectionBlock,
+    StaticSelectElement,
 )
 
 from listener.alert import AlertMessage
@@ -48,6 +58,9 @@ from listener.notify import (
     secret_from_env,
 )
 
+if TYPE_CHECKING:
+    from listener.store import FeedbackRow
+
 log = logging.getLogger(__name__)
 
 HEADER_MAX = 150  # Slack: header text
@@ -55,6 +68,8 @@ SECTION_MAX = 2900  # Slack: 3000 for section text, with room to spare
 CONTEXT_MAX = 1900  # Slack: 2000 per context element
 FALLBACK_POST_MAX = 3000  # notification text; Slack cuts `text` at 40k, shows far less
 URL_MAX = 3000  # Slack: button url
+OPTION_TEXT_MAX = 75  # Slack: option text
+OPTION_VALUE_MAX = 150  # Slack: option value
 DEFAULT_RETRY_AFTER = 30.0
 
 # ok:false errors that will fail the same way next time: fix the config, token or app instead.
@@ -88,6 +103,36 @@ PERMANENT_ERRORS = frozenset(
 )
 
 _BROADCAST = re.compile(r"@(here|channel|everyone)\b", re.IGNORECASE)
+USER_ID = re.compile(r"^[UW][A-Z0-9]{2,30}$")  # a Slack user id, safe inside <@…>
+
+# The feedback controls' action ids (listener.feedback reads them back).
+ACTION_NOT_RELEVANT = "feedback_not_relevant"
+ACTION_RELEVANT = "feedback_relevant"
+ACTION_WRONG_BRANCH = "feedback_wrong_branch"
+NO_BRANCH_LABEL = "No particular branch"
+
+
+def choice_value(alert_id: int, branch_id: str | None) -> str:
+    """A 'Wrong branch…' option's value: '42:leusden', or '42:' for no particular branch."""
+    return f"{alert_id}:{branch_id or ''}"
+
+
+def read_choice(value: str) -> tuple[int, str | None]:
+    """(alert id, branch id or None) from `choice_value`'s form; ValueError for anything else."""
+    alert, sep, branch = value.partition(":")
+    if not sep or not alert.isascii() or not alert.isdigit():
+        raise ValueError(f"not an alert:branch choice: {value!r}")
+    return int(alert), branch or None
+
+
+def make_client(token: str, base_url: str, timeout: float) -> WebClient:
+    """A WebClient as listener uses it: our base_url and timeout, no retries of its own."""
+    return WebClient(
+        token=token,
+        base_url=base_url,
+        timeout=timeout,  # type: ignore[arg-type]  # urllib takes float seconds
+        retry_handlers=[],
+    )
 
 
 def escape_mrkdwn(text: str) -> str:
@@ -114,12 +159,7 @@ class SlackNotifier:
         self.channel = channel
         self.base_url = base_url
         self._masked_token = mask_secret(token)
-        self._client = WebClient(
-            token=token,
-            base_url=base_url,
-            timeout=timeout,  # type: ignore[arg-type]  # urllib takes float seconds
-            retry_handlers=[],
-        )
+        self._client = make_client(token, base_url, timeout)
 
     @classmethod
     def from_receiver(
@@ -232,7 +272,8 @@ def fallback_text(alert: AlertMessage) -> str:
     return escape_mrkdwn(text)
 
 
-def build_blocks(alert: AlertMessage) -> list[Block]:
+def build_blocks(alert: AlertMessage, judged: FeedbackRow | None = None) -> list[Block]:
+    """The alert's blocks; with `judged` (the newest feedback), as updated after a click."""
     post = alert.post
     blocks: list[Block] = [
         HeaderBlock(text=PlainTextObject(text=clip(headline(alert), HEADER_MAX), emoji=True)),
@@ -259,13 +300,76 @@ def build_blocks(alert: AlertMessage) -> list[Block]:
     if why:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(why, SECTION_MAX))))
 
+    actions: list[ButtonElement | StaticSelectElement] = []
     if post.url and post.url.startswith(("https://", "http://")) and len(post.url) <= URL_MAX:
-        button = ButtonElement(text="Open post", url=post.url, action_id="open_post")
-        blocks.append(ActionsBlock(elements=[button]))
+        actions.append(ButtonElement(text="Open post", url=post.url, action_id="open_post"))
     elif post.url:
         link = escape_mrkdwn(clip(post.url, CONTEXT_MAX))
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=link, verbatim=True)]))
+    if alert.branch_choices is not None:
+        actions += _feedback_controls(alert, judged)
+    if actions:
+        blocks.append(ActionsBlock(elements=actions))
+    if judged is not None:
+        line = MarkdownTextObject(text=clip(judged_line(alert, judged), CONTEXT_MAX))
+        blocks.append(ContextBlock(elements=[line]))
     return blocks
+
+
+def _feedback_controls(
+    alert: AlertMessage, judged: FeedbackRow | None
+) -> list[ButtonElement | StaticSelectElement]:
+    """'Not relevant' (or 'Relevant after all' once so marked) and the 'Wrong branch…' select."""
+    verdict = judged.verdict if judged is not None else None
+    if verdict == "not-relevant":
+        button = ButtonElement(
+            text="Relevant after all", action_id=ACTION_RELEVANT, value=str(alert.alert_id)
+        )
+    else:
+        button = ButtonElement(
+            text="Not relevant", action_id=ACTION_NOT_RELEVANT, value=str(alert.alert_id)
+        )
+    options: list[Option] = []
+    if alert.branch_id is not None:  # for a branch-less alert, 'no branch' is what it said
+        options.append(_option(choice_value(alert.alert_id, None), NO_BRANCH_LABEL))
+    for choice in alert.branch_choices or []:
+        value = choice_value(alert.alert_id, choice.id)
+        if len(value) <= OPTION_VALUE_MAX:
+            options.append(_option(value, choice.name))
+    if not options:  # an organisation with one branch, or none: nothing else to choose
+        return [button]
+    chosen = None
+    if judged is not None and verdict == "wrong-branch":
+        chosen = choice_value(alert.alert_id, judged.branch)
+    select = StaticSelectElement(
+        placeholder=PlainTextObject(text="Wrong branch…", emoji=False),
+        action_id=ACTION_WRONG_BRANCH,
+        options=options,
+        initial_option=next((o for o in options if o.value == chosen), None),
+    )
+    return [button, select]
+
+
+def _option(value: str, label: str) -> Option:
+    # plain_text: a branch name like '<!channel>' is shown as written, never parsed
+    return Option(value=value, text=PlainTextObject(text=clip(label, OPTION_TEXT_MAX), emoji=False))
+
+
+def judged_line(alert: AlertMessage, judged: FeedbackRow) -> str:
+    """'Marked not relevant by <@U123>' as mrkdwn: only a well-formed Slack user id may mention;
+    everything else (a local user name, a branch name) is escaped."""
+    if judged.via == "slack" and judged.by and USER_ID.match(judged.by):
+        who = f"<@{judged.by}>"
+    else:
+        who = escape_mrkdwn(judged.by or "someone")
+    if judged.verdict == "wrong-branch":
+        if judged.branch is None:
+            where = "the organisation, no particular branch"
+        else:
+            names = {c.id: c.name for c in alert.branch_choices or []}
+            where = names.get(judged.branch, judged.branch)
+        return f"Marked wrong branch by {who}: it is about {escape_mrkdwn(where)}"
+    return f"Marked {escape_mrkdwn(judged.verdict.replace('-', ' '))} by {who}"
 
 
 def _author_line(alert: AlertMessage) -> str:

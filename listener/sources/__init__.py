@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from listener.post import Post
+from listener.query.syntax import parse, seeds
 
 if TYPE_CHECKING:
     import httpx
@@ -124,11 +125,20 @@ def search_org(search: Search, organisations: Mapping[str, Organisation]) -> Org
     return organisations[search.org]
 
 
+def search_terms(search: Search) -> list[str]:
+    """A search's own terms to ask a source for: its `terms` and what its `query` needs
+    (`listener.query.syntax.seeds`), without repeats."""
+    terms = list(search.terms)
+    if search.query:
+        terms += seeds(parse(search.query))
+    return list(dict.fromkeys(terms))
+
+
 def brand_names(search: Search, organisations: Mapping[str, Organisation]) -> list[str]:
     """What a brand search looks for: its organisation's name and aliases, and its own terms."""
     org = search_org(search, organisations)
     names = [org.name, *org.aliases] if org is not None else []
-    return [*names, *search.terms]
+    return [*names, *search_terms(search)]
 
 
 def search_branches(search: Search, organisations: Mapping[str, Organisation]) -> list[Branch]:

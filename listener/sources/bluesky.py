@@ -48,7 +48,15 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from listener.post import Author, Engagement, Post, PostError, parse_datetime
-from listener.sources import Batch, SourceError, brand_names, credential, search_branches, uses
+from listener.sources import (
+    Batch,
+    SourceError,
+    brand_names,
+    credential,
+    search_branches,
+    search_terms,
+    uses,
+)
 from listener.sources.rss import parse_retry_after
 
 if TYPE_CHECKING:
@@ -695,7 +703,7 @@ def bluesky_queries(search: Search, organisations: Mapping[str, Organisation]) -
     """
     if search.kind == "brand":
         return [_phrase(name) for name in _unique(brand_names(search, organisations))]
-    terms = [_phrase(term) for term in _unique(search.terms)]
+    terms = [_phrase(term) for term in _unique(search_terms(search))]
     towns = [
         _phrase(town) if " " in town else town
         for town in _unique([b.town for b in search_branches(search, organisations) if b.town])

@@ -67,7 +67,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from listener.post import Author, Engagement, Post, PostError, parse_datetime
-from listener.sources import Batch, SourceError, brand_names, uses
+from listener.sources import Batch, SourceError, brand_names, search_terms, uses
 from listener.sources.rss import html_to_text, parse_retry_after
 
 if TYPE_CHECKING:
@@ -549,7 +549,7 @@ def search_phrases(search: Search, organisations: Mapping[str, Organisation]) ->
     """What to look for: a brand search's organisation name, aliases and terms; a local
     search's terms (Mastodon cannot AND them with a list of towns; the matcher does that)."""
     if search.kind == "local":
-        return _unique(search.terms)
+        return _unique(search_terms(search))
     return _unique(brand_names(search, organisations))
 
 

@@ -29,7 +29,7 @@ import feedparser
 import httpx
 
 from listener.post import Author, Post
-from listener.sources import Batch, SourceError, brand_names, search_branches, uses
+from listener.sources import Batch, SourceError, brand_names, search_branches, search_terms, uses
 
 if TYPE_CHECKING:
     from listener.config.model import Organisation, Search
@@ -139,7 +139,7 @@ def build_query(search: Search, organisations: Mapping[str, Organisation]) -> st
     """
     if search.kind == "brand":
         return _any_of(brand_names(search, organisations), always_quote=True, group=False)
-    terms = _any_of(search.terms, always_quote=True, group=True)
+    terms = _any_of(search_terms(search), always_quote=True, group=True)
     towns = [branch.town for branch in search_branches(search, organisations) if branch.town]
     places = _any_of(towns, always_quote=False, group=True)
     return f"{terms} {places}" if places else terms

@@ -44,7 +44,15 @@ import httpx
 
 from listener.notify import scrub
 from listener.post import Author, Engagement, Geo, Post, PostError, parse_datetime
-from listener.sources import Batch, SourceError, brand_names, credential, search_branches, uses
+from listener.sources import (
+    Batch,
+    SourceError,
+    brand_names,
+    credential,
+    search_branches,
+    search_terms,
+    uses,
+)
 from listener.sources.rss import parse_retry_after
 
 if TYPE_CHECKING:
@@ -210,7 +218,7 @@ def build_queries(
     if search.kind == "brand":
         terms = [f'"{item}"' for item in _unique(brand_names(search, organisations))]
     else:
-        terms = [f'"{item}"' for item in _unique(search.terms)]
+        terms = [f'"{item}"' for item in _unique(search_terms(search))]
         branches = search_branches(search, organisations)
         towns = _unique([branch.town for branch in branches if branch.town])
         places = [town if re.fullmatch(r"[\w\-']+", town) else f'"{town}"' for town in towns]

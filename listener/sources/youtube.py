@@ -43,7 +43,15 @@ import httpx
 
 from listener.notify import scrub
 from listener.post import Author, Post, PostError, parse_datetime
-from listener.sources import Batch, SourceError, brand_names, credential, search_branches, uses
+from listener.sources import (
+    Batch,
+    SourceError,
+    brand_names,
+    credential,
+    search_branches,
+    search_terms,
+    uses,
+)
 from listener.sources.rss import parse_retry_after
 
 if TYPE_CHECKING:
@@ -210,7 +218,7 @@ class YouTubeSource:
 
 def build_query(search: Search, organisations: Mapping[str, Organisation]) -> str:
     """`q` for a saved search: the quoted names (brand) or terms (local), OR-ed with `|`."""
-    items = brand_names(search, organisations) if search.kind == "brand" else search.terms
+    items = brand_names(search, organisations) if search.kind == "brand" else search_terms(search)
     unique: dict[str, str] = {}
     for item in items:
         cleaned = " ".join(item.replace('"', " ").split())

@@ -20,19 +20,28 @@ API
   `blocks` and `metadata` given as JSON strings are decoded). Replies
   `{"ok": true, "channel": channel_id, "ts": "<increasing>", "message": {...}}`; a request
   without `channel` gets `channel_not_found`, one without `text` and `blocks` gets `no_text`.
+- `POST /api/chat.update`: `channel` (the id it answered with, or the name it was posted to) and
+  `ts` of an accepted message, `text` and/or `blocks`; replies `{"ok": true, "channel", "ts",
+  "text"}` and records a `SlackWireMessage` in `.updates`; an unknown ts gets
+  `message_not_found`, no channel `channel_not_found`.
+- `POST /api/chat.postEphemeral`: `channel`, `user`, `text` and/or `blocks`; replies
+  `{"ok": true, "message_ts"}` and records a `SlackWireMessage` (with `user`) in `.ephemerals`.
 - `POST /api/auth.test`: `{"ok": true, "user_id": "U0TEST", "team_id": "T0TEST", ...}`.
   Other methods: HTTP 404 `{"ok": false, "error": "unknown_method"}`.
-- Scripted answers, consumed in order by the next chat.postMessage requests only (auth.test is
-  never scripted): `fail_next(n, status=429, retry_after=1)` (that status, a `Retry-After` header
-  unless retry_after is None, body `{"ok": false, "error": "ratelimited"}` for 429),
+- Scripted answers, consumed in order by the next requests of one method, chat.postMessage
+  unless `method=` says otherwise (auth.test is never scripted):
+  `fail_next(n, status=429, retry_after=1)` (that status, a `Retry-After` header unless
+  retry_after is None, body `{"ok": false, "error": "ratelimited"}` for 429),
   `error_next(n, "channel_not_found")` (HTTP 200, ok:false), `status_next(n, 503)` (that status,
-  no Retry-After). `reset()` drops scripted answers and recorded messages.
+  no Retry-After). `reset()` drops scripted answers and recorded messages and updates.
 - `delay`: seconds to sleep before answering each request (settable at any time).
 - `require_token`: when set, any other token (or none) gets HTTP 200 `invalid_auth`.
 - `.messages`: a copy of the accepted messages (`SlackWireMessage`: channel, text, blocks,
   metadata, token, ts, payload), thread-safe. `.requests`: every request seen, as
   (method, HTTP status, error or None). `wait_for(count, timeout=5.0)` blocks until at least
   `count` messages were accepted and returns them, or raises AssertionError saying how many came.
+  `.updates`, `.ephemerals`, `wait_for_updates(count)` and `wait_for_ephemerals(count)` do the
+  same for chat.update and chat.postEphemeral.
 """
 
 from __future__ import annotations
@@ -57,6 +66,7 @@ class SlackWireMessage:
     token: str | None
     ts: str
     payload: dict[str, Any] = field(repr=False)
+    user: str | None = None  # chat.postEphemeral: who sees it
 
 
 @dataclass(frozen=True)
@@ -81,8 +91,10 @@ class SlackWireServer:
         self.channel_id = channel_id
         self._lock = threading.Condition()
         self._messages: list[SlackWireMessage] = []
+        self._updates: list[SlackWireMessage] = []
+        self._ephemerals: list[SlackWireMessage] = []
         self._requests: list[tuple[str, int, str | None]] = []
-        self._script: deque[_Scripted] = deque()
+        self._scripts: dict[str, deque[_Scripted]] = {}
         self._counter = 0
         self._epoch = int(time.time())
         self._server: ThreadingHTTPServer | None = None
@@ -126,25 +138,34 @@ class SlackWireServer:
 
     # --- scripting -----------------------------------------------------------------------------
 
-    def fail_next(self, n: int, status: int = 429, retry_after: float | None = 1) -> None:
+    def fail_next(
+        self,
+        n: int,
+        status: int = 429,
+        retry_after: float | None = 1,
+        *,
+        method: str = "chat.postMessage",
+    ) -> None:
         error = "ratelimited" if status == 429 else _status_error(status)
-        self._push(n, _Scripted(status, error, retry_after))
+        self._push(method, n, _Scripted(status, error, retry_after))
 
-    def error_next(self, n: int, error: str) -> None:
-        self._push(n, _Scripted(200, error))
+    def error_next(self, n: int, error: str, *, method: str = "chat.postMessage") -> None:
+        self._push(method, n, _Scripted(200, error))
 
-    def status_next(self, n: int, status: int) -> None:
-        self._push(n, _Scripted(status, _status_error(status)))
+    def status_next(self, n: int, status: int, *, method: str = "chat.postMessage") -> None:
+        self._push(method, n, _Scripted(status, _status_error(status)))
 
     def reset(self) -> None:
         with self._lock:
-            self._script.clear()
+            self._scripts.clear()
             self._messages.clear()
+            self._updates.clear()
+            self._ephemerals.clear()
             self._requests.clear()
 
-    def _push(self, n: int, answer: _Scripted) -> None:
+    def _push(self, method: str, n: int, answer: _Scripted) -> None:
         with self._lock:
-            self._script.extend([answer] * n)
+            self._scripts.setdefault(method, deque()).extend([answer] * n)
 
     # --- observing -----------------------------------------------------------------------------
 
@@ -158,13 +179,34 @@ class SlackWireServer:
         with self._lock:
             return list(self._requests)
 
-    def wait_for(self, count: int, timeout: float = 5.0) -> list[SlackWireMessage]:
+    @property
+    def updates(self) -> list[SlackWireMessage]:
         with self._lock:
-            if not self._lock.wait_for(lambda: len(self._messages) >= count, timeout):
+            return list(self._updates)
+
+    @property
+    def ephemerals(self) -> list[SlackWireMessage]:
+        with self._lock:
+            return list(self._ephemerals)
+
+    def wait_for(self, count: int, timeout: float = 5.0) -> list[SlackWireMessage]:
+        return self._wait(self._messages, "messages", count, timeout)
+
+    def wait_for_updates(self, count: int, timeout: float = 5.0) -> list[SlackWireMessage]:
+        return self._wait(self._updates, "updates", count, timeout)
+
+    def wait_for_ephemerals(self, count: int, timeout: float = 5.0) -> list[SlackWireMessage]:
+        return self._wait(self._ephemerals, "ephemeral messages", count, timeout)
+
+    def _wait(
+        self, items: list[SlackWireMessage], what: str, count: int, timeout: float
+    ) -> list[SlackWireMessage]:
+        with self._lock:
+            if not self._lock.wait_for(lambda: len(items) >= count, timeout):
                 raise AssertionError(
-                    f"expected {count} Slack messages within {timeout}s, got {len(self._messages)}"
+                    f"expected {count} Slack {what} within {timeout}s, got {len(items)}"
                 )
-            return list(self._messages)
+            return list(items)
 
     # --- the API -------------------------------------------------------------------------------
 
@@ -180,14 +222,15 @@ class SlackWireServer:
     def _decide(
         self, method: str, token: str | None, payload: dict[str, Any]
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
-        if method not in ("chat.postMessage", "auth.test"):
+        if method not in ("chat.postMessage", "chat.update", "chat.postEphemeral", "auth.test"):
             return 404, {"ok": False, "error": "unknown_method"}, {}
         if self.require_token is not None and token != self.require_token:
             return 200, {"ok": False, "error": "invalid_auth"}, {}
         if method == "auth.test":
             return 200, _auth_test(self.base_url), {}
         with self._lock:
-            scripted = self._script.popleft() if self._script else None
+            script = self._scripts.get(method)
+            scripted = script.popleft() if script else None
         if scripted is not None:
             headers = {}
             if scripted.retry_after is not None:
@@ -197,7 +240,35 @@ class SlackWireServer:
             return 200, {"ok": False, "error": "channel_not_found"}, {}
         if not payload.get("text") and not payload.get("blocks"):
             return 200, {"ok": False, "error": "no_text"}, {}
+        if method == "chat.update":
+            return self._update(token, payload)
+        if method == "chat.postEphemeral":
+            return 200, self._ephemeral(token, payload), {}
         return 200, self._accept(token, payload), {}
+
+    def _update(
+        self, token: str | None, payload: dict[str, Any]
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        channel, ts = str(payload["channel"]), payload.get("ts")
+        with self._lock:
+            known = any(
+                m.ts == ts and channel in (m.channel, self.channel_id) for m in self._messages
+            )
+            if not known:
+                return 200, {"ok": False, "error": "message_not_found"}, {}
+            self._updates.append(_message(channel, token, str(ts), payload))
+            self._lock.notify_all()
+        body = {"ok": True, "channel": self.channel_id, "ts": ts, "text": payload.get("text", "")}
+        return 200, body, {}
+
+    def _ephemeral(self, token: str | None, payload: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            self._counter += 1
+            ts = f"{self._epoch}.{self._counter:06d}"
+            message = _message(str(payload["channel"]), token, ts, payload)
+            self._ephemerals.append(message)
+            self._lock.notify_all()
+        return {"ok": True, "message_ts": ts}
 
     def _accept(self, token: str | None, payload: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
@@ -226,6 +297,19 @@ class SlackWireServer:
         if message.metadata is not None:
             echoed["metadata"] = message.metadata
         return {"ok": True, "channel": self.channel_id, "ts": ts, "message": echoed}
+
+
+def _message(channel: str, token: str | None, ts: str, payload: dict[str, Any]) -> SlackWireMessage:
+    return SlackWireMessage(
+        channel=channel,
+        text=payload.get("text"),
+        blocks=payload.get("blocks"),
+        metadata=payload.get("metadata"),
+        token=token,
+        ts=ts,
+        payload=payload,
+        user=payload.get("user"),
+    )
 
 
 def _status_error(status: int) -> str:
