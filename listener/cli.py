@@ -11,7 +11,7 @@ import json
 import logging
 import signal
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
@@ -314,15 +314,7 @@ def backtest(
     if posts is not None and against is None and truth is None:
         err.print("--posts needs --truth, --against or both")
         raise typer.Exit(2)
-    window = None
-    if since is not None:
-        from listener.config.model import parse_duration
-
-        try:
-            window = parse_duration(since)
-        except ValueError as exc:
-            err.print(Text(f"--since: {exc}"))
-            raise typer.Exit(2) from None
+    window = _since(since) if since is not None else None
     cfg = _load(config)
     try:
         truth_file = read_truth(truth) if truth is not None else {}
@@ -615,14 +607,9 @@ def report(
     config: ConfigOption = DEFAULT_CONFIG,
 ) -> None:
     """Precision per search, from the feedback on the alerts (unjudged alerts count as right)."""
-    from listener.config.model import parse_duration
     from listener.report import Counts, build_report
 
-    try:
-        window = parse_duration(since)
-    except ValueError as exc:
-        err.print(Text(f"--since: {exc}"))
-        raise typer.Exit(2) from None
+    window = _since(since)
     cfg = _load(config)
     if org is not None and org not in cfg.organisations:
         known = ", ".join(cfg.organisations) or "none"
@@ -687,15 +674,10 @@ def suggest(
     config: ConfigOption = DEFAULT_CONFIG,
 ) -> None:
     """Propose exclusions and sense cues from 'not-relevant' feedback, as a diff. Writes nothing."""
-    from listener.config.model import parse_duration
     from listener.suggest import apply_dir
     from listener.suggest import suggest as make_suggestions
 
-    try:
-        window = parse_duration(since)
-    except ValueError as exc:
-        err.print(Text(f"--since: {exc}"))
-        raise typer.Exit(2) from None
+    window = _since(since)
     cfg = _load(config)
     if search is not None and search not in {s.id for s in cfg.searches}:
         known = ", ".join(s.id for s in cfg.searches) or "none"
@@ -774,6 +756,17 @@ def _user_name() -> str | None:
         return getpass.getuser()
     except (OSError, KeyError):  # no login name and no USER/LOGNAME in the environment
         return None
+
+
+def _since(value: str) -> timedelta:
+    """The --since option as a duration; a usage error (exit 2) when it is not one."""
+    from listener.config.model import parse_duration
+
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        err.print(Text(f"--since: {exc}"))
+        raise typer.Exit(2) from None
 
 
 def _safe_url(url: str) -> str:

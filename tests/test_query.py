@@ -104,35 +104,35 @@ def test_a_syntax_error_in_a_multi_line_query_names_the_line() -> None:
     assert caught.value.line_column() == (3, 10)
 
 
-def test_the_loader_reports_file_line_and_column_of_a_query_error(tmp_path: Path) -> None:
+def with_search(tmp_path: Path, toml: str) -> tuple[Path, ConfigError]:
+    """A setup with one more, broken [[searches]] table: its query file and the error."""
     config = write_setup(tmp_path)
     queries = tmp_path / "queries" / "eemland.toml"
-    queries.write_text(
-        queries.read_text() + '\n[[searches]]\nid = "bad"\nkind = "local"\nquery = \'\'\'\n'
-        "(bieb OR bibliotheek)\n  AND dicht NEAR/ open\n'''\n",
-        encoding="utf-8",
-    )
+    queries.write_text(queries.read_text() + "\n[[searches]]\n" + toml, encoding="utf-8")
     with pytest.raises(ConfigError) as caught:
         load_config(config)
+    return queries, caught.value
+
+
+def test_the_loader_reports_file_line_and_column_of_a_query_error(tmp_path: Path) -> None:
+    queries, error = with_search(
+        tmp_path,
+        'id = "bad"\nkind = "local"\nquery = \'\'\'\n'
+        "(bieb OR bibliotheek)\n  AND dicht NEAR/ open\n'''\n",
+    )
     text = queries.read_text().splitlines()
     line = next(i for i, row in enumerate(text, start=1) if "NEAR/ open" in row)
     column = text[line - 1].index("NEAR/") + len("NEAR/") + 1
-    problem = caught.value.problems[0]
+    problem = error.problems[0]
     assert str(problem).startswith(f"{queries}:{line}:{column}: searches[bad].query: NEAR needs")
 
 
 def test_a_query_in_a_basic_string_with_escapes_still_gets_a_line(tmp_path: Path) -> None:
-    config = write_setup(tmp_path)
-    queries = tmp_path / "queries" / "eemland.toml"
-    queries.write_text(
-        queries.read_text()
-        + '\n[[searches]]\nid = "bad"\nkind = "local"\nquery = "\\"de bieb\\" OR"\n',
-        encoding="utf-8",
+    queries, error = with_search(
+        tmp_path, 'id = "bad"\nkind = "local"\nquery = "\\"de bieb\\" OR"\n'
     )
-    with pytest.raises(ConfigError) as caught:
-        load_config(config)
     line = len(queries.read_text().splitlines())
-    assert str(caught.value.problems[0]).startswith(f"{queries}:{line}:13: searches[bad].query")
+    assert str(error.problems[0]).startswith(f"{queries}:{line}:13: searches[bad].query")
 
 
 # --- the parser never crashes ------------------------------------------------------------------
@@ -291,3 +291,13 @@ def test_the_presearch_never_changes_an_answer(query: str, fuzzy: int) -> None:
         fast = evaluator.run(tree, post, tokens, candidates=evaluator.candidates(tokens))
         full = evaluator.run(tree, post, tokens, candidates=evaluator.candidates(tokens, False))
         assert (fast.holds, fast.hits) == (full.holds, full.hits), (query, post.text)
+
+
+def test_an_unknown_source_in_a_query_is_a_configuration_error(tmp_path: Path) -> None:
+    queries, error = with_search(
+        tmp_path, 'id = "bad"\nkind = "local"\nquery = \'bieb source:blueksy\'\n'
+    )
+    line = len(queries.read_text().splitlines())
+    problem = str(error.problems[0])
+    assert problem.startswith(f"{queries}:{line}:15: searches[bad].query: unknown source")
+    assert "bluesky" in problem  # the suggestion

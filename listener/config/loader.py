@@ -31,7 +31,7 @@ from listener.config.model import (
     Search,
 )
 from listener.geo.areas import load_area
-from listener.query.syntax import QuerySyntaxError, parse
+from listener.query.syntax import QuerySyntaxError, fields_of, parse
 
 #: Source names a search may list: the sources listener has and the names replayed posts carry.
 KNOWN_SOURCES = frozenset(
@@ -63,12 +63,16 @@ class Problem:
     column: int | None = None
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else str(self.file)
-        if self.line and self.column:
-            where += f":{self.column}"
+        where = location(self.file, self.line, self.column)
         return (
             f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
         )
+
+
+def location(file: Path, line: int | None, column: int | None = None) -> str:
+    """'file', 'file:line' or 'file:line:column', as editors and compilers print them."""
+    where = f"{file}:{line}" if line else str(file)
+    return f"{where}:{column}" if line and column else where
 
 
 class ConfigError(Exception):
@@ -367,14 +371,22 @@ def _check_search(
             message = _unknown("source", name, KNOWN_SOURCES)
             problems.append(Problem(file, line, f"searches[{search.id}].sources", message))
     if search.query is not None:
+        key_line = lines.line_of(("searches", i, "query"))
         try:
-            parse(search.query)
+            tree = parse(search.query)
         except QuerySyntaxError as exc:
-            key_line = lines.line_of(("searches", i, "query"))
             line, column = query_position(file, key_line, exc.query, exc.offset)
             problems.append(
                 Problem(file, line, f"searches[{search.id}].query", exc.message, column)
             )
+            return
+        for node in fields_of(tree):
+            if node.name == "source" and node.value not in KNOWN_SOURCES:
+                line, column = query_position(file, key_line, search.query, node.start)
+                message = _unknown("source", node.value, KNOWN_SOURCES)
+                problems.append(
+                    Problem(file, line, f"searches[{search.id}].query", message, column)
+                )
 
 
 def query_position(

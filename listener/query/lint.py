@@ -37,7 +37,7 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import Levenshtein
 
 from listener.config.lines import KeyLines
-from listener.config.loader import Config, query_position
+from listener.config.loader import Config, location, query_position
 from listener.config.model import Organisation, Search
 from listener.match import GENERIC_WORDS, handle_local
 from listener.query.evaluate import SHORT_TERM
@@ -99,9 +99,7 @@ class Warning:
     column: int | None = None
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else str(self.file)
-        if self.line and self.column:
-            where += f":{self.column}"
+        where = location(self.file, self.line, self.column)
         return f"{where}: searches[{self.search}]: warning: {self.message}"
 
 

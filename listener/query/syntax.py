@@ -147,6 +147,22 @@ def terms_of(node: Node) -> list[Term]:
     raise TypeError(node)  # pragma: no cover
 
 
+def fields_of(node: Node) -> list[Field]:
+    """Every field filter in the tree, in query order."""
+    match node:
+        case Field():
+            return [node]
+        case Term():
+            return []
+        case Not():
+            return fields_of(node.child)
+        case And() | Or():
+            return [f for child in node.children for f in fields_of(child)]
+        case Near():
+            return fields_of(node.left) + fields_of(node.right)
+    raise TypeError(node)  # pragma: no cover
+
+
 def positive(node: Node) -> bool:
     """Whether the node needs some text to be present (rather than only restricting posts)."""
     match node:
