@@ -23,6 +23,7 @@ from listener.query.evaluate import SHORT_TERM, Evaluator, Hit, Tokens
 from listener.query.syntax import (
     And,
     Node,
+    Or,
     Word,
     conjuncts,
     emoji_key,
@@ -247,7 +248,9 @@ class SearchMatcher:
             parts = conjuncts(tree)
             wanted = [p for p in parts if positive(p)]
             self.restrictions = [p for p in parts if not positive(p)]
-            if wanted:
+            if len(wanted) == 1 and isinstance(wanted[0], Or):  # each alternative on its own,
+                alternatives += wanted[0].children  # so the evidence names the one that held
+            elif wanted:
                 alternatives.append(wanted[0] if len(wanted) == 1 else And(tuple(wanted)))
         self.alternatives = alternatives
         self.evaluator = Evaluator(

@@ -301,3 +301,17 @@ def test_an_unknown_source_in_a_query_is_a_configuration_error(tmp_path: Path) -
     problem = str(error.problems[0])
     assert problem.startswith(f"{queries}:{line}:15: searches[bad].query: unknown source")
     assert "bluesky" in problem  # the suggestion
+
+
+def test_the_evidence_names_the_alternative_that_held_with_its_parentheses() -> None:
+    search = Search(
+        id="b", org="eemland", kind="brand",
+        query='("de bieb" OR bieb*) NEAR/3 (Amersfoort OR Leusden) OR (lezen NEAR/2 Eemland)',
+    )  # fmt: skip
+    matched, evidence, _ = decide(search, "de biebs in Amersfoort zijn dicht")
+    assert matched
+    assert evidence == [
+        "search b: 'biebs' → query term bieb* (prefix)",
+        "search b: text has 'amersfoort' (query term Amersfoort)",
+        'search b: query ("de bieb" OR bieb*) NEAR/3 (Amersfoort OR Leusden) holds',
+    ]

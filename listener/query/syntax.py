@@ -22,6 +22,7 @@ which the loader turns into file, line and column) and what was expected there.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -406,9 +407,11 @@ class _Parser:
                     self.token.start,
                     self.query,
                 )
-            self.advance()
+            close = self.advance()
             self.depth -= 1
-            return node
+            if isinstance(node, Term | Field):
+                return node
+            return dataclasses.replace(node, start=token.start, end=close.end)  # with its ( )
         if token.kind == "word":
             self.advance()
             return self.word(token)
