@@ -262,7 +262,7 @@ CORPUS_POSTS = [make_post({"text": c["text"], "lang": c.get("lang")}) for c in C
 WORDS = st.sampled_from(
     ["bieb", "bieb*", "#bieb", '"de bieb"', "dicht", "Eemland~1", "Eemland", "bibliotheek",
      '"bibliotheek eemland"~2', "bibliothè*", "open", "😡", "Leusden", "@biebeemland",
-     "IJsselstein", "gesloten", "lang:nl", "has:geo", "vacature*", "Amersfoort~2"]
+     "IJsselstein", "gesloten", "lang:nl", "has:geo", "vacature*", "Amersfoort~2", "ijs*"]
 )  # fmt: skip
 OPERATORS = st.sampled_from(
     [" AND ", " OR ", " NOT ", " ", " NEAR/2 ", " ONEAR/3 ", " NEAR/1 NOT "]
