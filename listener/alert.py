@@ -5,6 +5,11 @@ so a delivery retried days later (or after a config change) still says exactly w
 Everything in it that came from a post (text, author, location) is untrusted: each notifier
 escapes it for its own medium.
 
+`follow_up` is set on an alert that continues another one (a reply to its post, a repost or
+near-duplicate of it, one more post of an incident): notifiers show it as part of the parent's
+conversation (a Slack thread, an e-mail reply). `incident` is set on the one alert raised for a
+spike and names the posts in it. Both default to None, so JSON stored before they existed loads.
+
 `branch_choices` are the branches a person may say the post is about instead, for the feedback
 controls in Slack (`listener.feedback`): None for an alert that takes no feedback (one about
 listener itself) and for alerts stored before feedback existed, whose JSON lacks the field.
@@ -44,6 +49,60 @@ def branch_choices(org: Organisation, branch: Branch | None) -> list[BranchChoic
     return [BranchChoice(b.id, b.name) for b in sorted(kept, key=lambda b: b.name.casefold())]
 
 
+#: FollowUp.kind: why an alert continues another one.
+FOLLOW_UP_KINDS = ("reply", "duplicate", "spike")
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUp:
+    """This alert continues alert `parent_alert_id` (the root of its conversation).
+
+    `parent_ref` is not stored: the outbox fills it in at delivery with the parent's external
+    reference for the same receiver (Slack "channel:ts", an e-mail Message-ID), or leaves it None
+    when the parent never reached that receiver."""
+
+    parent_alert_id: int
+    kind: str  # reply | duplicate | spike
+    parent_level: str = "normal"
+    parent_text: str = ""  # the parent post's text, short (untrusted)
+    parent_ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentMember:
+    """One post of an incident (all text untrusted)."""
+
+    alert_id: int  # 0 for the post that raised the incident
+    post_id: str
+    text: str
+    url: str | None
+    created_at: str  # ISO 8601, UTC
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """A spike: `len(members)` posts about `topic` within `window_seconds`."""
+
+    key: str  # branch:leusden | label:outage | word:vathorst
+    topic: str  # for people: 'Bibliotheek Leusden', 'outage', "'vathorst'"
+    window_seconds: float
+    members: list[IncidentMember] = field(default_factory=list)
+
+    @property
+    def window(self) -> str:
+        """'1h', '30m', '90s'."""
+        seconds = self.window_seconds
+        for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+            if seconds >= size and seconds % size == 0:
+                return f"{seconds / size:g}{unit}"
+        return f"{seconds:g}s"
+
+    @property
+    def summary(self) -> str:
+        """'5 posts about Bibliotheek Leusden within 1h'."""
+        return f"{len(self.members)} posts about {self.topic} within {self.window}"
+
+
 @dataclass(frozen=True, slots=True)
 class AlertMessage:
     alert_id: int
@@ -60,6 +119,8 @@ class AlertMessage:
     evidence: list[str] = field(default_factory=list)
     distance_km: float | None = None
     branch_choices: list[BranchChoice] | None = None
+    follow_up: FollowUp | None = None
+    incident: Incident | None = None
 
     @property
     def where(self) -> str:
@@ -77,4 +138,10 @@ class AlertMessage:
         data["post"] = Post.from_dict(data["post"])
         if data.get("branch_choices") is not None:
             data["branch_choices"] = [BranchChoice(**c) for c in data["branch_choices"]]
+        if data.get("follow_up") is not None:
+            data["follow_up"] = FollowUp(**data["follow_up"])
+        if data.get("incident") is not None:
+            incident = dict(data["incident"])
+            incident["members"] = [IncidentMember(**m) for m in incident.get("members", [])]
+            data["incident"] = Incident(**incident)
         return cls(**data)

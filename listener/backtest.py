@@ -14,6 +14,13 @@ A truth may also say only which organisations a post is NOT about (`not_orgs`, f
 that an alert was not relevant): an answer naming one of them is a false positive, any other
 answer is not scored, as what the post is about instead is unknown.
 
+A truth line may also give the post's `urgency` (critical, high, normal, low, or none for a post
+about no organisation). Then listener's levels are scored too (`LevelScores`): a confusion
+matrix of true against given level ('none' when listener ties the post to no organisation),
+recall of critical, the share of exact levels on the posts about an organisation, how many
+critical posts were given a level two or more below, and Spearman's rank correlation of the
+score with the true level. Lines without `urgency` are skipped there.
+
 Two baselines run on the same posts, as the commercial tools work:
 - keyword-only: every post that contains a search term exactly (name, alias, @handle or generic
   term). A brand term goes to its organisation; a generic term of a search without an
@@ -25,6 +32,7 @@ Two baselines run on the same posts, as the commercial tools work:
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -45,6 +53,7 @@ class Truth:
     org: str | None
     branch: str | None
     not_orgs: tuple[str, ...] = ()  # with org None: only known not to be about these
+    urgency: str | None = None  # critical, high, normal, low or none; None: not judged
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,12 +137,67 @@ class Mistake:
     evidence: tuple[str, ...]
 
 
+#: Levels from most to least urgent; 'none' is a post about no organisation.
+LEVELS = ("critical", "high", "normal", "low")
+LEVELS_AND_NONE = (*LEVELS, "none")
+
+
+@dataclass(frozen=True, slots=True)
+class LevelMiss:
+    id: str
+    expected: str
+    got: str
+    score: float
+    text: str
+    reasons: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class LevelScores:
+    """Listener's urgency levels against the truth's."""
+
+    #: confusion[true level][listener's level] = posts, 'none' included on both sides.
+    confusion: dict[str, dict[str, int]] = field(
+        default_factory=lambda: {t: dict.fromkeys(LEVELS_AND_NONE, 0) for t in LEVELS_AND_NONE}
+    )
+    about: int = 0  # posts about an organisation (by the truth) with a level
+    exact: int = 0  # of which listener gave the same level
+    critical: int = 0
+    critical_found: int = 0
+    critical_two_off: int = 0  # critical posts given normal, low or none
+    spearman: float | None = None  # score against true level, posts about an organisation
+    misses: list[LevelMiss] = field(default_factory=list)
+
+    @property
+    def exact_rate(self) -> float:
+        return self.exact / self.about if self.about else 0.0
+
+    @property
+    def critical_recall(self) -> float:
+        return self.critical_found / self.critical if self.critical else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "confusion": self.confusion,
+            "about_an_organisation": self.about,
+            "exact": self.exact,
+            "exact_rate": round(self.exact_rate, 4),
+            "critical": self.critical,
+            "critical_found": self.critical_found,
+            "critical_recall": round(self.critical_recall, 4),
+            "critical_two_or_more_off": self.critical_two_off,
+            "spearman": None if self.spearman is None else round(self.spearman, 4),
+            "misses": [asdict(m) for m in self.misses],
+        }
+
+
 @dataclass(slots=True)
 class Report:
     posts: int
     about_an_organisation: int
     systems: dict[str, Scores] = field(default_factory=dict)
     mistakes: list[Mistake] = field(default_factory=list)
+    levels: LevelScores | None = None  # when the truth gives levels
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -141,6 +205,7 @@ class Report:
             "about_an_organisation": self.about_an_organisation,
             "systems": {name: scores.as_dict() for name, scores in self.systems.items()},
             "mistakes": [asdict(m) for m in self.mistakes],
+            "levels": self.levels.as_dict() if self.levels else None,
         }
 
 
@@ -159,7 +224,10 @@ def read_truth(path: Path) -> dict[str, Truth]:
     for number, line in _lines(path):
         try:
             data = json.loads(line)
-            item = Truth(data["id"], data.get("org"), data.get("branch"))
+            urgency = data.get("urgency")
+            if urgency is not None and urgency not in LEVELS_AND_NONE:
+                raise ValueError(f"urgency {urgency!r} is not one of {', '.join(LEVELS_AND_NONE)}")
+            item = Truth(data["id"], data.get("org"), data.get("branch"), urgency=urgency)
         except (ValueError, KeyError, TypeError) as exc:
             raise BacktestError(f"{path}:{number}: not a truth line: {exc}") from None
         if item.id in truth:
@@ -184,10 +252,11 @@ def backtest(classifier: Classifier, posts: Sequence[Post], truth: Mapping[str, 
     if missing:
         raise BacktestError(f"no truth for {len(missing)} post(s): {', '.join(missing[:5])}")
     report = Report(len(posts), sum(1 for p in posts if truth[p.id].org))
+    decisions = {p.id: classifier.decide(p) for p in posts}
     keyword = KeywordBaseline(classifier)
     radius = RadiusBaseline(classifier)
-    systems = {
-        "listener": lambda p: _listener_answer(classifier, p),
+    systems: dict[str, Callable[[Post], Answer]] = {
+        "listener": lambda p: decision_answer(decisions[p.id]),
         "keyword-only": keyword.answer,
         "radius-only": radius.answer,
     }
@@ -196,7 +265,76 @@ def backtest(classifier: Classifier, posts: Sequence[Post], truth: Mapping[str, 
         report.systems[name] = scores
         if name == "listener":
             report.mistakes += mistakes
+    if any(truth[p.id].urgency is not None for p in posts):
+        report.levels = score_levels(posts, truth, decisions)
     return report
+
+
+def score_levels(
+    posts: Iterable[Post], truth: Mapping[str, Truth], decisions: Mapping[str, Decision]
+) -> LevelScores:
+    """Listener's levels against the truth's, on the posts whose truth has a level."""
+    scores = LevelScores()
+    true_ranks: list[float] = []
+    given: list[float] = []
+    for post in posts:
+        expected = truth[post.id].urgency if post.id in truth else None
+        if expected is None:
+            continue
+        decision = decisions[post.id]
+        got = decision.urgency if decision.org else "none"
+        scores.confusion[expected][got] += 1
+        if expected == "none":
+            continue
+        scores.about += 1
+        true_ranks.append(len(LEVELS) - LEVELS.index(expected))
+        given.append(decision.score if decision.org else 0.0)
+        if got == expected:
+            scores.exact += 1
+        else:
+            text = " ".join(post.text.split())[:160]
+            scores.misses.append(
+                LevelMiss(post.id, expected, got, decision.score, text, tuple(decision.reasons))
+            )
+        if expected == "critical":
+            scores.critical += 1
+            scores.critical_found += got == "critical"
+            scores.critical_two_off += got in ("normal", "low", "none")
+    scores.spearman = spearman(true_ranks, given)
+    return scores
+
+
+def spearman(xs: Sequence[float], ys: Sequence[float]) -> float | None:
+    """Spearman's rank correlation: Pearson's correlation of the ranks, ties given their
+    average rank; None with fewer than two pairs or when either side is all ties."""
+    if len(xs) != len(ys):
+        raise ValueError("spearman needs two sequences of the same length")
+    if len(xs) < 2:
+        return None
+    rx, ry = ranks(xs), ranks(ys)
+    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
+    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry, strict=True))
+    vx = sum((a - mx) ** 2 for a in rx)
+    vy = sum((b - my) ** 2 for b in ry)
+    if vx == 0 or vy == 0:
+        return None
+    return cov / math.sqrt(vx * vy)
+
+
+def ranks(values: Sequence[float]) -> list[float]:
+    """1-based ranks, ties sharing the average of the ranks they span."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    out = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        average = (i + j) / 2 + 1
+        for k in range(i, j + 1):
+            out[order[k]] = average
+        i = j + 1
+    return out
 
 
 def score(
@@ -214,10 +352,6 @@ def decision_answer(decision: Decision) -> Answer:
     """What listener's decision says, with its evidence and near-misses."""
     orgs = (decision.org,) if decision.org else ()
     return Answer(orgs, decision.branch, tuple(decision.evidence + decision.near_misses))
-
-
-def _listener_answer(classifier: Classifier, post: Post) -> Answer:
-    return decision_answer(classifier.decide(post))
 
 
 def _score(scores: Scores, post: Post, truth: Truth, answer: Answer) -> list[Mistake]:

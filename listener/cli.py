@@ -12,6 +12,7 @@ import logging
 import signal
 import sys
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
@@ -28,8 +29,10 @@ from listener.post import Author, Geo, Post, PostError
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from listener.backtest import Mistake, Scores, Truth
+    from listener.backtest import LevelScores, Mistake, Scores, Truth
     from listener.compare import Comparison
+    from listener.report import Report as ReportData
+    from listener.report import Tally
     from listener.store import Store
 
 app = typer.Typer(
@@ -351,8 +354,33 @@ def _baseline_backtest(
         return
     out.print(Text(f"{report.posts} posts, {report.about_an_organisation} about an organisation"))
     _print_scores(report.systems)
+    if report.levels is not None:
+        _print_levels(report.levels)
     out.print(Text(f"listener's mistakes: {len(report.mistakes)}", style="bold"))
     _print_mistakes(report.mistakes)
+
+
+def _print_levels(levels: LevelScores) -> None:
+    """Urgency levels against the truth: the confusion matrix and the figures."""
+    from listener.backtest import LEVELS_AND_NONE
+
+    table = Table(title="urgency level: truth (rows) against listener (columns)")
+    table.add_column("truth", no_wrap=True)
+    for name in LEVELS_AND_NONE:
+        table.add_column(name, justify="right", no_wrap=True)
+    for truth, row in levels.confusion.items():
+        table.add_row(truth, *(str(row[name]) for name in LEVELS_AND_NONE))
+    out.print(table)
+    rho = "-" if levels.spearman is None else f"{levels.spearman:.3f}"
+    out.print(
+        Text(
+            f"critical recall {levels.critical_recall:.3f} "
+            f"({levels.critical_found}/{levels.critical}); exact level {levels.exact_rate:.3f} "
+            f"({levels.exact}/{levels.about} posts about an organisation); critical posts two or "
+            f"more levels off: {levels.critical_two_off}; Spearman's rank correlation of score "
+            f"with the true level: {rho}"
+        )
+    )
 
 
 def _stored_posts(cfg: Config, since: datetime) -> tuple[list[Post], dict[str, Truth], str]:
@@ -535,18 +563,44 @@ def try_text(
         where = decision.org + (f" / {decision.branch}" if decision.branch else " (branch unknown)")
         out.print(Text(f"about: {where} via search {decision.query}", style="bold"))
         out.print(Text(f"urgency: {decision.urgency} ({decision.score:g})"))
-        if decision.labels:
-            out.print(Text(f"labels: {', '.join(decision.labels)}"))
+        reasons, score, level = decision.reasons, decision.score, decision.urgency
+        labels, heading = decision.labels, "urgency breakdown:"
     else:
+        from listener.urgency.score import score_post
+
         out.print(Text("about: no organisation (no alert)", style="bold"))
-    for title, lines in (
-        ("evidence", decision.evidence),
-        ("urgency reasons", decision.reasons),
-        ("near-misses", decision.near_misses),
-    ):
+        urgency = score_post(post, cfg.urgency)
+        reasons, score, level = urgency.reasons, urgency.score, urgency.level
+        labels = urgency.labels
+        heading = "urgency breakdown (if it were about an organisation):"
+    if labels:
+        out.print(Text(f"labels: {', '.join(labels)}"))
+    for title, lines in (("evidence", decision.evidence),):
         out.print(Text(f"{title}:" + ("" if lines else " none")))
         for line in lines:
             out.print(Text(f"  - {line}"))
+    _print_breakdown(heading, reasons, score, level, cfg)
+    out.print(Text("near-misses:" + ("" if decision.near_misses else " none")))
+    for line in decision.near_misses:
+        out.print(Text(f"  - {line}"))
+
+
+def _print_breakdown(
+    heading: str, reasons: Sequence[str], score: float, level: str, cfg: Config
+) -> None:
+    """Each factor of the urgency score with its points, then the total and the level."""
+    out.print(Text(heading))
+    rows = []
+    for reason in reasons:
+        factor, _, rest = reason.partition(": ")
+        what, _, points = rest.rpartition(" ")
+        rows.append((factor, points, what))
+    width = max([len(f) for f, _, _ in rows] + [len("total")])
+    for factor, points, what in rows:
+        out.print(Text(f"  {factor:<{width}} {points:>6}  {what}"))
+    levels = cfg.urgency.levels
+    floors = f"critical ≥ {levels.critical:g}, high ≥ {levels.high:g}, normal ≥ {levels.normal:g}"
+    out.print(Text(f"  {'total':<{width}} {score:>6g}  {level} ({floors})", style="bold"))
 
 
 @app.command()
@@ -595,21 +649,38 @@ def feedback(
     out.print(Text(f"alert {alert_id} ({where}, search {alert.search}): marked {said}"))
 
 
+class ReportFormat(StrEnum):
+    text = "text"
+    html = "html"
+    csv = "csv"
+
+
 @app.command()
 def report(
     since: Annotated[
-        str, typer.Option("--since", help="The alerts of this last stretch: 30d, 12h, …")
+        str, typer.Option("--since", help="The posts and alerts of this last stretch: 7d, 12h, …")
     ] = "30d",
     org: Annotated[
-        str | None, typer.Option("--org", help="Only this organisation's alerts.")
+        str | None, typer.Option("--org", help="Only this organisation's posts and alerts.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="The figures as JSON.")] = False,
+    output_format: Annotated[
+        ReportFormat,
+        typer.Option(
+            "--format",
+            help="text: tables here; html: one self-contained page on stdout; csv: tidy rows.",
+        ),
+    ] = ReportFormat.text,
     config: ConfigOption = DEFAULT_CONFIG,
 ) -> None:
-    """Precision per search, from the feedback on the alerts (unjudged alerts count as right)."""
-    from listener.report import Counts, build_report
+    """Posts and alerts per branch, label and level, time to alert, top authors, a daily chart,
+    and precision per search from the feedback (unjudged alerts count as right)."""
+    from listener.report import build_report, report_csv
 
     window = _since(since)
+    if as_json and output_format is not ReportFormat.text:
+        err.print(Text("--json and --format: give one of them"))
+        raise typer.Exit(2)
     cfg = _load(config)
     if org is not None and org not in cfg.organisations:
         known = ", ".join(cfg.organisations) or "none"
@@ -618,14 +689,77 @@ def report(
     now = datetime.now(UTC)
     store = _open_store(cfg)
     try:
-        result = build_report(store, now - window, now, org=org)
+        result = build_report(store, now - window, now, org=org, timezone=cfg.main.timezone)
     finally:
         store.close()
     if as_json:
         out.print(json.dumps(result.as_dict(), ensure_ascii=False), markup=False)
         return
+    if output_format is ReportFormat.csv:
+        typer.echo(report_csv(result), nl=False)
+        return
+    if output_format is ReportFormat.html:
+        typer.echo(_report_html(cfg, result), nl=False)
+        return
+    _print_report(result)
+
+
+def _report_html(cfg: Config, result: ReportData) -> str:
+    import jinja2
+
+    from listener.report import chart_svg, render_report
+
+    org_name = cfg.organisations[result.org].name if result.org else None
+    try:
+        return render_report(
+            result, cfg.templates_dir, chart=chart_svg(result), org_name=org_name
+        ).html
+    except jinja2.TemplateNotFound as exc:
+        err.print(
+            Text(
+                f"{cfg.templates_dir / (exc.name or '')}: template missing "
+                "(copy it from the alerts/templates folder that comes with listener)"
+            )
+        )
+        raise typer.Exit(1) from None
+    except jinja2.TemplateError as exc:
+        err.print(Text(f"report template in {cfg.templates_dir}: {type(exc).__name__}: {exc}"))
+        raise typer.Exit(1) from None
+
+
+def _print_report(result: ReportData) -> None:
+    from listener.report import Counts, format_duration
+
+    org = result.org
     scope = f" about {org}" if org else ""
-    out.print(Text(f"alerts{scope} since {result.since:%Y-%m-%d %H:%M} UTC", style="bold"))
+    activity = result.activity
+    out.print(
+        Text(f"posts and alerts{scope} since {result.since:%Y-%m-%d %H:%M} UTC", style="bold")
+    )
+    out.print(
+        Text(
+            f"{activity.posts} posts, {activity.alerts} alerts; time from post to alert: "
+            f"median {format_duration(activity.delay_median)}, "
+            f"90% within {format_duration(activity.delay_p90)}"
+        )
+    )
+    _print_tallies("day", {f"{day:%a %Y-%m-%d}": t for day, t in activity.days.items()}, bars=True)
+    for heading, groups in (
+        ("branch", activity.branches),
+        ("label", activity.labels),
+        ("level", activity.levels),
+    ):
+        if groups:
+            _print_tallies(heading, groups)
+    if activity.authors:
+        authors = Table()
+        authors.add_column("top author", no_wrap=True)
+        authors.add_column("posts", justify="right")
+        authors.add_column("alerts", justify="right")
+        for author in activity.authors:
+            authors.add_row(Text(author.handle), str(author.posts), str(author.alerts))
+        _print_wide(authors)
+    out.print(Text("precision per search, from the feedback on the alerts", style="bold"))
     if not result.total.alerts:
         out.print(Text("no alerts in this period"))
         return
@@ -729,6 +863,28 @@ def suggest(
             style="dim",
         )
     )
+
+
+def _print_tallies(heading: str, groups: Mapping[str, Tally], *, bars: bool = False) -> None:
+    """Posts and alerts per group; with `bars`, a bar of the posts (and alerts) beside."""
+    table = Table()
+    table.add_column(heading, no_wrap=True)
+    table.add_column("posts", justify="right")
+    table.add_column("alerts", justify="right")
+    if bars:
+        table.add_column("", no_wrap=True)
+    most = max((t.posts for t in groups.values()), default=0) or 1
+    for key, t in groups.items():
+        cells: list[Text | str] = [Text(key), str(t.posts), str(t.alerts)]
+        if bars:
+            posts = round(30 * t.posts / most)
+            alerts = min(posts, round(30 * t.alerts / most)) if t.alerts else 0
+            bar = Text("█" * alerts, style="dark_orange") + Text(
+                "█" * (posts - alerts), style="grey50"
+            )
+            cells.append(bar)
+        table.add_row(*cells)
+    _print_wide(table)
 
 
 def _print_wide(table: Table) -> None:

@@ -12,6 +12,8 @@ for late runs and jitter; SIGTERM/SIGINT set a flag: the batch in flight is fini
 as a whole, and the outbox keeps whatever was not delivered. It also prunes the posts older than
 `[retention] posts` at start and every `[retention] every` (posts that were alerted stay), so
 `listener backtest --since` has recent posts to replay and the database does not grow for ever.
+With `[report] weekly` it mails the report on the last 7 days (`send_weekly_report`), retrying
+a transient failure with the outbox's backoff in a one-off job.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from listener.config import Config
 from listener.feedback import slack_actions
@@ -31,14 +34,19 @@ from listener.health import SourceHealth
 from listener.httpserver import Handler, HttpServer
 from listener.notify import Notifier, NotifierUnavailable, build_notifier
 from listener.outbox import Deliverer, RoundResult
-from listener.pipeline import CONSOLE_FALLBACK, Classifier
+from listener.pipeline import CONSOLE_FALLBACK, Classifier, HistoryLookup
 from listener.post import Post
+from listener.route import route
 from listener.sources import Source, SourceError, SourceUnavailable, build_sources
 from listener.sources.webhook import IngestEndpoint
+from listener.spikes import Grouper
 from listener.store import Store, utcnow
+from listener.text import fold
+from listener.urgency.context import AuthorHistory
 
 log = logging.getLogger(__name__)
 MAX_BATCHES_PER_POLL = 1000
+REPORT_PERIOD = timedelta(days=7)  # what the weekly report covers
 
 
 @dataclass(slots=True)
@@ -47,6 +55,7 @@ class PollResult:
     new_posts: int = 0
     alerts: int = 0
     skipped: int = 0
+    follow_ups: int = 0
     error: str | None = None
 
 
@@ -82,6 +91,36 @@ def build_notifiers(
     return notifiers, unavailable
 
 
+def history_lookup(store: Store, source: str) -> HistoryLookup:
+    """What the urgency score asks about a post's author, `(handle, org_id, before)`: their
+    posts about that organisation in the 30 days before, on the same network (the post's
+    `source`), from the database. Posts of the batch being decided are not saved yet."""
+
+    def lookup(handle: str, org_id: str, before: datetime) -> AuthorHistory:
+        return store.author_history(handle, org_id, before, source=source)
+
+    return lookup
+
+
+def build_grouper(config: Config, active: set[str]) -> Grouper:
+    """Conversations and spikes as `[spikes]` says: an incident goes where its level routes it
+    (active receivers only, else the console, as alerts do); an organisation's own names and
+    handles are never a spike's topic word."""
+
+    def receivers(org: str, search: str, level: str) -> list[str]:
+        chosen = route(config.routes, org=org, search=search, level=level)
+        usable = [r for r in chosen if r in active]
+        return usable or ([CONSOLE_FALLBACK] if chosen else [])
+
+    ignore = {
+        org.id: frozenset(
+            word for name in (org.name, *org.aliases, *org.handles) for word in fold(name).split()
+        )
+        for org in config.organisations.values()
+    }
+    return Grouper(config.main.spikes, receivers, ignore)
+
+
 def _profile_geocoder(config: Config, store: Store) -> ProfileGeocoder | None:
     """Nominatim for profile locations the gazetteer does not know, when [geo] turns it on."""
     if not config.main.geo.nominatim:
@@ -101,11 +140,16 @@ class Daemon:
     active: set[str]
     clock: Callable[[], datetime] = utcnow
     health: SourceHealth | None = None
+    grouper: Grouper | None = None  # conversations and spikes ([spikes])
     jitter: Callable[[], float] = field(default=lambda: random.uniform(0.9, 1.1))
     stop_event: threading.Event = field(default_factory=threading.Event)
     wake_delivery: threading.Event = field(default_factory=threading.Event)
     _not_before: dict[str, datetime] = field(default_factory=dict)
     _on_stop: list[Callable[[], None]] = field(default_factory=list)  # after the HTTP server
+    # the weekly report: its period, and the receivers still to send it to (attempts so far)
+    _report_lock: threading.Lock = field(default_factory=threading.Lock)
+    _report_period: tuple[datetime, datetime] | None = None
+    _report_pending: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_config(
@@ -129,6 +173,7 @@ class Daemon:
             deliverer=Deliverer(store, notifiers, config.main.outbox, unavailable),
             active=set(notifiers),
             health=SourceHealth(store),
+            grouper=build_grouper(config, set(notifiers)),
         )
 
     def stopping(self) -> bool:
@@ -165,22 +210,31 @@ class Daemon:
                 if post.id in known:
                     continue
                 known.add(post.id)
-                decided.append(self.classifier.process(post, source.name, self.active))
-            saved = self.store.save_batch(source.key, batch.cursor, decided, self.clock())
+                history = history_lookup(self.store, post.source)
+                decided.append(
+                    self.classifier.process(
+                        post, source.name, self.active, now=self.clock(), history=history
+                    )
+                )
+            saved = self.store.save_batch(
+                source.key, batch.cursor, decided, self.clock(), grouper=self.grouper
+            )
             result.new_posts += saved.new_posts
             result.alerts += saved.alerts
-            if saved.alerts:
+            result.follow_ups += saved.follow_ups
+            if saved.alerts or saved.follow_ups:
                 self.wake_delivery.set()  # deliver now, not at the next tick
             if not batch.more:
                 break
         self._not_before.pop(source.key, None)
         self._check_health(source, result)
         log.info(
-            "poll %s: %d fetched, %d new, %d alerts, %d skipped",
+            "poll %s: %d fetched, %d new, %d alerts, %d follow-ups, %d skipped",
             source.key,
             result.fetched,
             result.new_posts,
             result.alerts,
+            result.follow_ups,
             result.skipped,
         )
         return result
@@ -243,18 +297,127 @@ class Daemon:
         except Exception:  # a database hiccup: the next round tries again
             log.exception("pruning old posts failed")
 
+    # --- the weekly report ([report] weekly) -----------------------------------------------------
+
+    def send_weekly_report(self, *, retry: bool = False) -> datetime | None:
+        """Mail the report on the last 7 days to the [report] receivers. A retry sends the same
+        period again, only to the receivers whose send failed transiently. Returns when to
+        retry (outbox backoff: doubling from `initial` up to `max`), or None when done."""
+        from listener.notify import TransportError
+        from listener.notify.email import EmailNotifier
+        from listener.report import build_report
+
+        settings = self.config.main.report
+        if settings is None:
+            return None
+        with self._report_lock:
+            now = self.clock()
+            if not retry or self._report_period is None:
+                self._report_period = (now - REPORT_PERIOD, now)
+                self._report_pending = dict.fromkeys(settings.receivers, 0)
+            if not self._report_pending:
+                return None
+            since, until = self._report_period
+            report = build_report(
+                self.store, since, until, org=settings.org, timezone=self.config.main.timezone
+            )
+            org_name = self.config.organisations[settings.org].name if settings.org else None
+            outbox = self.config.main.outbox
+            wait: timedelta | None = None
+            for name, attempts in list(self._report_pending.items()):
+                notifier = self.deliverer.notifiers.get(name)
+                if not isinstance(notifier, EmailNotifier):
+                    reason = self.deliverer.unavailable.get(name, "not an email receiver")
+                    log.error("weekly report: receiver %s cannot send it: %s", name, reason)
+                    del self._report_pending[name]
+                    continue
+                try:
+                    ref = notifier.send_report(report, org_name=org_name)
+                except TransportError as exc:
+                    attempts += 1
+                    if exc.permanent or attempts >= outbox.max_attempts:
+                        log.error(
+                            "weekly report to %s failed for good (attempt %d): %s",
+                            name,
+                            attempts,
+                            exc.message,
+                        )
+                        del self._report_pending[name]
+                        continue
+                    self._report_pending[name] = attempts
+                    delay = min(outbox.backoff.initial * 2 ** (attempts - 1), outbox.backoff.max)
+                    if exc.retry_after:
+                        delay = max(delay, timedelta(seconds=exc.retry_after))
+                    wait = delay if wait is None else min(wait, delay)
+                    log.warning(
+                        "weekly report to %s failed (%d in a row), next try in %.0fs: %s",
+                        name,
+                        attempts,
+                        delay.total_seconds(),
+                        exc.message,
+                    )
+                else:
+                    del self._report_pending[name]
+                    log.info("weekly report sent to %s: %s", name, ref)
+            return None if wait is None else now + wait
+
+    def schedule_weekly_report(self, scheduler: Any) -> None:
+        """Add the `[report] weekly` job to an APScheduler scheduler (local time of `timezone`)."""
+        settings = self.config.main.report
+        schedule = settings.schedule if settings is not None else None
+        if schedule is None:
+            return
+        day, hour, minute = schedule
+        scheduler.add_job(
+            self.weekly_report_job,
+            "cron",
+            args=[scheduler],
+            id="weekly-report",
+            day_of_week=day,
+            hour=hour,
+            minute=minute,
+            timezone=self.config.main.timezone,
+            misfire_grace_time=6 * 3600,  # a laptop that slept through 08:30 still sends it
+        )
+
+    def weekly_report_job(self, scheduler: Any, retry: bool = False) -> None:
+        """The job: send, and when some receiver failed, add a one-off retry job."""
+        try:
+            retry_at = self.send_weekly_report(retry=retry)
+        except Exception:  # a database hiccup: try the same report again soon
+            retry_at = self.clock() + self.config.main.outbox.backoff.initial
+            log.exception("weekly report failed; next try at %s", retry_at.isoformat())
+        if retry_at is None:
+            return
+        if scheduler.get_job("weekly-report-retry") is not None:
+            scheduler.remove_job("weekly-report-retry")  # one retry pending at most
+        scheduler.add_job(
+            self.weekly_report_job,
+            "date",
+            args=[scheduler, True],
+            id="weekly-report-retry",
+            run_date=retry_at,
+            misfire_grace_time=None,
+        )
+
     def ingest(self, posts: Sequence[Post]) -> int:
         """Posts pushed to POST /ingest: decided and saved as one batch; returns how many are new.
         Safe from several HTTP threads at once (the store's transaction serialises them)."""
         unique = list({post.id: post for post in posts}.values())
         known = self.store.known_post_ids(p.id for p in unique)
         decided = [
-            self.classifier.process(post, "webhook", self.active)
+            self.classifier.process(
+                post,
+                "webhook",
+                self.active,
+                now=self.clock(),
+                history=history_lookup(self.store, post.source),
+            )
             for post in unique
             if post.id not in known
         ]
-        saved = self.store.save_batch("webhook", None, decided, self.clock())
-        if saved.alerts:
+        saved = self.store.save_batch("webhook", None, decided, self.clock(), grouper=self.grouper)
+        if saved.alerts or saved.follow_ups:
             self.wake_delivery.set()
         return saved.new_posts
 
@@ -335,6 +498,7 @@ class Daemon:
             next_run_time=start,  # at start, then every `[retention] every`
             misfire_grace_time=max(1, int(every)),
         )
+        self.schedule_weekly_report(scheduler)
         server = self.http_server()
         if server is not None:
             server.start()

@@ -7,6 +7,10 @@ SMTP 5xx) are marked failed with the reason and logged as errors. A receiver tha
 (its token was removed from the environment) keeps its rows pending, so fixing the setting delivers
 them. Rows are sent oldest first, and a receiver that answered "not now" is not tried again in the
 same round, so its alerts stay in order.
+
+A follow-up (`AlertMessage.follow_up`) is sent with its parent's external reference for the same
+receiver filled in, so Slack threads it under the parent's message and e-mail answers the
+parent's Message-ID; the parent comes earlier in that receiver's queue, so it was tried first.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from listener.alert import AlertMessage
@@ -100,7 +104,7 @@ class Deliverer:
             self._retry(delivery_id, receiver, attempts, reason, None, result)
             return
         try:
-            alert = AlertMessage.from_json(message)
+            alert = self._with_parent_ref(AlertMessage.from_json(message), receiver)
             ref = notifier.send(alert)
         except TransportError as exc:
             if exc.permanent:
@@ -121,6 +125,15 @@ class Deliverer:
         self.store.mark_sent(delivery_id, ref, now)
         result.sent += 1
         log.info("alert delivered: delivery %s to %s (%s)", delivery_id, receiver, ref or "ok")
+
+    def _with_parent_ref(self, alert: AlertMessage, receiver: str) -> AlertMessage:
+        """A follow-up, with where its parent went to this receiver (Slack "channel:ts", an
+        e-mail's Message-ID), so the notifier can thread it. The receiver's queue order means
+        the parent was tried first; if it failed or never went here, the ref stays None."""
+        if alert.follow_up is None:
+            return alert
+        ref = self.store.delivery_ref(alert.follow_up.parent_alert_id, receiver)
+        return replace(alert, follow_up=replace(alert.follow_up, parent_ref=ref))
 
     def _retry(
         self,

@@ -10,8 +10,9 @@ nearer branch. `Classifier.alert_for` turns a decision into an alert and its rec
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from listener.alert import AlertMessage, branch_choices
@@ -24,9 +25,14 @@ from listener.geo.locate import Geocode, Located, locate
 from listener.match import SearchMatcher, Term, Text, normal_handle
 from listener.post import Post
 from listener.route import route
-from listener.score import score_post
 from listener.store import Decided, NewAlert
 from listener.text import fold
+from listener.urgency.context import AuthorHistory, Context
+from listener.urgency.hours import context_for
+from listener.urgency.score import score_post
+
+#: The author's history with an organisation before a moment: (handle, org id, before).
+HistoryLookup = Callable[[str, str, datetime], AuthorHistory]
 
 CONSOLE_FALLBACK = "console"
 
@@ -137,7 +143,16 @@ class Classifier:
                     extra.append(Term(name, name, "branch"))
         return SearchMatcher(search, org, self.is_name, extra)
 
-    def decide(self, post: Post, fetched_by: str | None = None) -> Decision:
+    def decide(
+        self,
+        post: Post,
+        fetched_by: str | None = None,
+        now: datetime | None = None,
+        history: HistoryLookup | None = None,
+    ) -> Decision:
+        """Match, locate and score one post. `now` is when the decision is made (default: when
+        the post was written); `history` looks up the author's earlier posts about the
+        organisation (the daemon's store; None offline)."""
         decision = Decision(post_id=post.id)
         text = Text.of(post.text)
         located_cache: dict[str | None, Located] = {}
@@ -212,10 +227,29 @@ class Classifier:
         )
         decision.branch, decision.distance_km = choice.branch, choice.distance_km
         decision.evidence += choice.evidence
-        urgency = score_post(post)
+        context = self._context(post, decision.org, decision.branch, now, history)
+        urgency = score_post(post, self.config.urgency, context)
         decision.urgency, decision.score = urgency.level, urgency.score
         decision.labels, decision.reasons = urgency.labels, urgency.reasons
         return decision
+
+    def _context(
+        self,
+        post: Post,
+        org_id: str,
+        branch: str | None,
+        now: datetime | None,
+        history: HistoryLookup | None,
+    ) -> Context:
+        """The time, opening hours, holiday and author history the score takes."""
+        when = now or post.created_at
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        handle = post.author.handle if post.author else None
+        earlier = history(handle, org_id, when) if history and handle else None
+        org = self.config.organisations[org_id]
+        holidays = self.config.urgency.holidays
+        return context_for(when, self.config.main.timezone, org, branch, holidays, earlier)
 
     def areas_containing(self, lat: float, lon: float) -> list[BranchHit]:
         """Every branch area holding the point, nearest branch first."""
@@ -261,7 +295,12 @@ class Classifier:
         return NewAlert(message, receivers)
 
     def process(
-        self, post: Post, fetched_by: str | None, active: Collection[str] | None
+        self,
+        post: Post,
+        fetched_by: str | None,
+        active: Collection[str] | None,
+        now: datetime | None = None,
+        history: HistoryLookup | None = None,
     ) -> Decided:
-        decision = self.decide(post, fetched_by)
+        decision = self.decide(post, fetched_by, now, history)
         return Decided(post, decision.to_json(), self.alert_for(post, decision, active))

@@ -16,6 +16,20 @@ an alert is delivered at least once and a crash costs one duplicate at most.
 SQLite runs in WAL mode with `busy_timeout` and `foreign_keys` on every connection, and every
 transaction starts with `BEGIN IMMEDIATE`, so a read-then-write never fails on a lock upgrade.
 All times are timezone-aware UTC (sqlmodel stores and returns them so).
+
+Conversations and spikes (`listener.spikes.Grouper`, when `save_batch` is given one) are decided
+in the same transaction: each new alert is placed against the organisation's recent alerts and
+open incidents, as stored so far, the batch's own earlier alerts included. A follow-up (a reply
+or near-duplicate of an alerted post, one more post of an incident) is an alert row like any
+other, so the unique keys and the outbox hold for it too, plus a row in `alert_links` naming
+the alert whose thread it joins; an incident is the alert of the post that completed the spike,
+with a row in `incidents` and `member` links to the alerts it names. Only new tables: databases
+made before these existed get them at start-up (`create_all`), and their alerts load as before.
+
+`post_authors` holds each saved post's author (normalised handle and source) and time, indexed
+by handle and time, so `author_history` counts an author's earlier posts about an organisation
+without reading post JSON. It is filled by `save_batch`: posts saved before the table existed
+have no row and do not count.
 """
 
 from __future__ import annotations
@@ -42,8 +56,12 @@ from sqlalchemy import (
 from sqlalchemy.orm import aliased
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
-from listener.alert import AlertMessage
+from listener.alert import FOLLOW_UP_KINDS, AlertMessage
+from listener.conversation import Recent
+from listener.match import normal_handle
 from listener.post import Post
+from listener.spikes import Grouper, OpenIncident, Placement
+from listener.urgency.context import AuthorHistory
 
 
 def utcnow() -> datetime:
@@ -57,6 +75,17 @@ class PostRow(SQLModel, table=True):
     created_at: datetime
     fetched_at: datetime
     data: str
+
+
+class PostAuthorRow(SQLModel, table=True):
+    """Who wrote a saved post, for `Store.author_history` (posts without a handle have none)."""
+
+    __tablename__ = "post_authors"
+    __table_args__ = (Index("ix_post_authors_handle_time", "handle", "created_at"),)
+    post_id: str = Field(foreign_key="posts.id", primary_key=True)
+    handle: str  # normalised: `listener.match.normal_handle`
+    source: str
+    created_at: datetime
 
 
 class DecisionRow(SQLModel, table=True):
@@ -130,6 +159,32 @@ class FeedbackRow(SQLModel, table=True):
 VERDICTS = ("relevant", "not-relevant", "wrong-branch")
 
 
+class AlertLinkRow(SQLModel, table=True):
+    """Alert `alert_id` continues alert `parent_alert_id`: `kind` reply, duplicate or spike (a
+    follow-up, delivered in the parent's thread), or member (an alert an incident names)."""
+
+    __tablename__ = "alert_links"
+    __table_args__ = (UniqueConstraint("alert_id", "parent_alert_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    alert_id: int = Field(foreign_key="alerts.id", index=True)
+    parent_alert_id: int = Field(foreign_key="alerts.id", index=True)
+    kind: str
+    created_at: datetime
+
+
+class IncidentRow(SQLModel, table=True):
+    """The incident raised for a spike: its alert, topic key and the time of its newest post."""
+
+    __tablename__ = "incidents"
+    alert_id: int = Field(foreign_key="alerts.id", primary_key=True)
+    org: str = Field(index=True)
+    key: str
+    level: str
+    started_at: datetime  # the first post's time
+    last_at: datetime  # the newest post's time: the incident is open for `window` after it
+    created_at: datetime
+
+
 class CursorRow(SQLModel, table=True):
     __tablename__ = "cursors"
     key: str = Field(primary_key=True)
@@ -158,8 +213,10 @@ class Decided:
 @dataclass(frozen=True, slots=True)
 class SaveResult:
     new_posts: int
-    alerts: int
+    alerts: int  # new alerts, incidents included; follow-ups not
     deliveries: int
+    follow_ups: int = 0
+    incidents: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,10 +282,12 @@ class Store:
         cursor: str | None,
         decided: Sequence[Decided],
         now: datetime | None = None,
+        grouper: Grouper | None = None,
     ) -> SaveResult:
-        """Save new posts, decisions, alerts, outbox rows and the cursor: all or nothing."""
+        """Save new posts, decisions, alerts, outbox rows and the cursor: all or nothing. With a
+        `grouper`, a new alert may become a follow-up of an earlier one or an incident."""
         now = now or utcnow()
-        new_posts = alerts = deliveries = 0
+        new_posts = alerts = deliveries = follow_ups = incidents = 0
         with Session(self.engine) as session, session.begin():
             for item in decided:
                 if session.get(PostRow, item.post.id) is not None:
@@ -244,6 +303,16 @@ class Store:
                     )
                 )
                 session.flush()  # rows that refer to the post come after it
+                handle = normal_handle(post.author.handle or "") if post.author else ""
+                if handle:
+                    session.add(
+                        PostAuthorRow(
+                            post_id=post.id,
+                            handle=handle,
+                            source=post.source,
+                            created_at=post.created_at.astimezone(UTC),
+                        )
+                    )
                 d = item.decision
                 session.add(
                     DecisionRow(
@@ -260,9 +329,12 @@ class Store:
                     )
                 )
                 new_posts += 1
-                if item.alert is None:
+                new_alert = item.alert
+                if new_alert is None and grouper is not None and post.reply_to:
+                    new_alert = self._reply_to_alerted(session, post, grouper)
+                if new_alert is None:
                     continue
-                message = item.alert.message
+                message = new_alert.message
                 exists = session.exec(
                     select(AlertRow.id).where(
                         AlertRow.post_id == post.id, AlertRow.org == message.org_id
@@ -270,6 +342,12 @@ class Store:
                 ).first()
                 if exists is not None:
                     continue
+                receivers = list(new_alert.receivers)
+                placed: Placement | None = None
+                if grouper is not None:
+                    recent, open_incidents = self._recent(session, message, grouper.lookback)
+                    placed = grouper.place(message, receivers, recent, open_incidents)
+                    message, receivers = placed.message, placed.receivers
                 row = AlertRow(
                     post_id=post.id,
                     org=message.org_id,
@@ -283,8 +361,17 @@ class Store:
                 session.flush()
                 assert row.id is not None
                 row.message = replace(message, alert_id=row.id).to_json()
-                alerts += 1
-                for receiver in item.alert.receivers:
+                if placed is not None and placed.parent_id is not None:
+                    follow_ups += 1
+                    self._link(session, row.id, placed.parent_id, placed.link or "reply", now)
+                    if placed.link == "spike":
+                        self._touch_incident(session, placed.parent_id, post.created_at)
+                else:
+                    alerts += 1
+                if placed is not None and placed.incident_key is not None:
+                    incidents += 1
+                    self._open_incident(session, row, placed, now)
+                for receiver in receivers:
                     session.add(
                         DeliveryRow(
                             alert_id=row.id,
@@ -295,7 +382,146 @@ class Store:
                     )
                     deliveries += 1
             self._set_cursor(session, source_key, cursor, now)
-        return SaveResult(new_posts, alerts, deliveries)
+        return SaveResult(new_posts, alerts, deliveries, follow_ups, incidents)
+
+    # --- conversations and spikes --------------------------------------------------------------
+
+    def _recent(
+        self, session: Session, message: AlertMessage, lookback: timedelta
+    ) -> tuple[list[Recent], list[OpenIncident]]:
+        """The organisation's alerts whose posts were made within `lookback` of the new post
+        (either side), with the thread each is in and its receivers; and its incidents whose
+        newest post is that recent."""
+        moment = message.post.created_at.astimezone(UTC)
+        since, until = moment - lookback, moment + lookback
+        rows = session.exec(
+            select(AlertRow.id, AlertRow.message)
+            .join(PostRow, col(PostRow.id) == col(AlertRow.post_id))
+            .where(
+                AlertRow.org == message.org_id,
+                col(PostRow.created_at) >= since,
+                col(PostRow.created_at) <= until,
+            )
+            .order_by(col(AlertRow.id))
+        ).all()
+        ids = [alert_id for alert_id, _ in rows if alert_id is not None]
+        roots: dict[int, int] = {}
+        receivers: dict[int, list[str]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            links = session.exec(
+                select(AlertLinkRow.alert_id, AlertLinkRow.parent_alert_id).where(
+                    col(AlertLinkRow.alert_id).in_(chunk),
+                    col(AlertLinkRow.kind).in_(FOLLOW_UP_KINDS),
+                )
+            )
+            for child, parent in links:
+                roots[child] = parent
+            sent_to = session.exec(
+                select(DeliveryRow.alert_id, DeliveryRow.receiver)
+                .where(col(DeliveryRow.alert_id).in_(chunk))
+                .order_by(col(DeliveryRow.id))
+            )
+            for alert_id, receiver in sent_to:
+                receivers.setdefault(alert_id, []).append(receiver)
+        recent = [
+            Recent(
+                alert_id=alert_id,
+                message=AlertMessage.from_json(text),
+                root_id=roots.get(alert_id),
+                receivers=tuple(receivers.get(alert_id, ())),
+            )
+            for alert_id, text in rows
+            if alert_id is not None and text
+        ]
+        incidents = [
+            OpenIncident(row.alert_id, row.key, row.last_at, row.level)
+            for row in session.exec(
+                select(IncidentRow).where(
+                    IncidentRow.org == message.org_id, col(IncidentRow.last_at) >= since
+                )
+            )
+        ]
+        return recent, incidents
+
+    def _reply_to_alerted(self, session: Session, post: Post, grouper: Grouper) -> NewAlert | None:
+        """A reply that names no organisation itself, to a post alerted recently: an alert of
+        the parent's organisation, to its receivers, which `place` makes a follow-up."""
+        rows = session.exec(
+            select(AlertRow.id, AlertRow.message)
+            .where(AlertRow.post_id == post.reply_to, AlertRow.org != "listener")
+            .order_by(col(AlertRow.id))
+        ).all()
+        for alert_id, text in rows:
+            if alert_id is None or not text:
+                continue
+            receivers = session.exec(
+                select(DeliveryRow.receiver)
+                .where(DeliveryRow.alert_id == alert_id)
+                .order_by(col(DeliveryRow.id))
+            ).all()
+            parent = Recent(alert_id, AlertMessage.from_json(text), receivers=tuple(receivers))
+            message = grouper.reply_alert(post, parent)
+            if message is not None and receivers:
+                return NewAlert(message, list(receivers))
+        return None
+
+    def _link(
+        self, session: Session, alert_id: int, parent_id: int, kind: str, now: datetime
+    ) -> None:
+        session.add(
+            AlertLinkRow(alert_id=alert_id, parent_alert_id=parent_id, kind=kind, created_at=now)
+        )
+
+    def _touch_incident(self, session: Session, alert_id: int, posted: datetime) -> None:
+        row = session.get(IncidentRow, alert_id)
+        if row is not None and posted.astimezone(UTC) > row.last_at:
+            row.last_at = posted.astimezone(UTC)
+            session.add(row)
+
+    def _open_incident(
+        self, session: Session, row: AlertRow, placed: Placement, now: datetime
+    ) -> None:
+        incident = placed.message.incident
+        assert row.id is not None and incident is not None and placed.incident_key is not None
+        times = [datetime.fromisoformat(m.created_at) for m in incident.members]
+        session.add(
+            IncidentRow(
+                alert_id=row.id,
+                org=row.org,
+                key=placed.incident_key,
+                level=row.level,
+                started_at=min(times),
+                last_at=max(times),
+                created_at=now,
+            )
+        )
+        for member_id in placed.members:
+            self._link(session, member_id, row.id, "member", now)
+
+    def links(self) -> list[AlertLinkRow]:
+        """Every link between alerts, oldest first."""
+        with Session(self.engine) as session, session.begin():
+            rows = list(session.exec(select(AlertLinkRow).order_by(col(AlertLinkRow.id))))
+            session.expunge_all()
+            return rows
+
+    def incidents(self) -> list[IncidentRow]:
+        with Session(self.engine) as session, session.begin():
+            rows = list(session.exec(select(IncidentRow).order_by(col(IncidentRow.alert_id))))
+            session.expunge_all()
+            return rows
+
+    def delivery_ref(self, alert_id: int, receiver: str) -> str | None:
+        """The external reference of an alert's delivery to a receiver, once it was sent."""
+        with Session(self.engine) as session, session.begin():
+            return session.exec(
+                select(DeliveryRow.external_ref).where(
+                    DeliveryRow.alert_id == alert_id,
+                    DeliveryRow.receiver == receiver,
+                    DeliveryRow.status == "sent",
+                )
+            ).first()
 
     def _set_cursor(self, session: Session, key: str, value: str | None, now: datetime) -> None:
         row = session.get(CursorRow, key)
@@ -326,6 +552,46 @@ class Store:
             session.expunge_all()
             return rows
 
+    def author_history(
+        self,
+        handle: str,
+        org: str,
+        before: datetime,
+        days: int = 30,
+        *,
+        source: str | None = None,
+    ) -> AuthorHistory:
+        """The author's posts about `org` created in the `days` before `before` (not at or after
+        it): how many, and how many of them were labelled complaint or praise. The handle is
+        normalised (`@Marieke` is `marieke`); `source` ("bluesky", "x", …) keeps the same name
+        on another network apart. Only posts saved since `post_authors` exists count."""
+        key = normal_handle(handle)
+        if not key:
+            return AuthorHistory()
+        before = before.astimezone(UTC)  # stored times are UTC
+        since = before - timedelta(days=days)
+        query = (
+            select(DecisionRow.labels)
+            .join(PostAuthorRow, col(PostAuthorRow.post_id) == col(DecisionRow.post_id))
+            .where(
+                col(PostAuthorRow.handle) == key,
+                col(PostAuthorRow.created_at) >= since,
+                col(PostAuthorRow.created_at) < before,
+                col(DecisionRow.org) == org,
+            )
+        )
+        if source is not None:
+            query = query.where(col(PostAuthorRow.source) == source)
+        with Session(self.engine) as session, session.begin():
+            rows = session.exec(query).all()
+        posts = complaints = praise = 0
+        for labels_json in rows:
+            labels = json.loads(labels_json or "[]")
+            posts += 1
+            complaints += "complaint" in labels
+            praise += "praise" in labels
+        return AuthorHistory(posts=posts, complaints=complaints, praise=praise)
+
     # --- posts kept for backtests, and feedback --------------------------------------------------
 
     def posts_since(self, since: datetime) -> list[Post]:
@@ -347,6 +613,7 @@ class Store:
                 col(PostRow.created_at) < before, col(PostRow.id).not_in(kept)
             )
             session.exec(delete(DecisionRow).where(col(DecisionRow.post_id).in_(old)))
+            session.exec(delete(PostAuthorRow).where(col(PostAuthorRow.post_id).in_(old)))
             result = session.exec(delete(PostRow).where(col(PostRow.id).in_(old)))
             return int(result.rowcount or 0)
 

@@ -18,12 +18,15 @@ from listener.backtest import (
     Truth,
     _score,
     backtest,
+    ranks,
     read_posts,
     read_truth,
+    score_levels,
+    spearman,
 )
 from listener.cli import app
 from listener.config import load_config
-from listener.pipeline import Classifier
+from listener.pipeline import Classifier, Decision
 from listener.post import Geo, Post
 from tests.support.configs import ROOT
 
@@ -149,3 +152,60 @@ def test_branch_level_scores_count_named_branches() -> None:
     assert scores.branch_precision == pytest.approx(1 / 3)
     assert scores.branch_recall == pytest.approx(1 / 3)
     assert (scores.branch_right, scores.branch_total) == (2, 5)
+
+
+def test_spearman_gives_ties_their_average_rank() -> None:
+    assert ranks([10, 20, 20, 30]) == [1, 2.5, 2.5, 4]
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [40, 30, 20, 10]) == pytest.approx(-1.0)
+    assert spearman([1, 1, 2, 2], [5, 6, 7, 7]) == pytest.approx(4 / 18**0.5)  # by hand
+    assert spearman([1, 1], [2, 3]) is None
+
+
+def test_levels_are_scored_against_the_truth() -> None:
+    posts = [post("x", pid=f"p{i}") for i in range(5)]
+    truth = {
+        "p0": Truth("p0", "a", None, urgency="critical"),
+        "p1": Truth("p1", "a", None, urgency="critical"),
+        "p2": Truth("p2", "a", None, urgency="low"),
+        "p3": Truth("p3", None, None, urgency="none"),
+        "p4": Truth("p4", "a", None),  # no urgency: skipped
+    }
+    decisions = {
+        "p0": Decision("p0", org="a", urgency="critical", score=80),
+        "p1": Decision("p1", org="a", urgency="normal", score=30),
+        "p2": Decision("p2", org="a", urgency="low", score=5),
+        "p3": Decision("p3"),
+        "p4": Decision("p4", org="a", urgency="high", score=50),
+    }
+    levels = score_levels(posts, truth, decisions)
+    assert levels.confusion["critical"]["critical"] == 1
+    assert levels.confusion["critical"]["normal"] == 1
+    assert levels.confusion["none"]["none"] == 1
+    assert (levels.about, levels.exact) == (3, 2)
+    assert (levels.critical, levels.critical_found, levels.critical_two_off) == (2, 1, 1)
+    assert levels.critical_recall == 0.5
+    assert [m.id for m in levels.misses] == ["p1"]
+    assert levels.spearman == pytest.approx(0.866, abs=1e-3)
+
+
+def test_a_truth_line_with_an_unknown_level_names_file_and_line(tmp_path: Path) -> None:
+    truth = tmp_path / "truth.jsonl"
+    truth.write_text('{"id": "a", "org": "x", "urgency": "urgent"}\n')
+    with pytest.raises(BacktestError, match=f"{truth}:1: not a truth line: urgency 'urgent'"):
+        read_truth(truth)
+
+
+def test_the_command_prints_the_levels_when_the_truth_has_them(tmp_path: Path) -> None:
+    corpus = Path(__file__).parent / "corpus"
+    args = ["backtest", "-c", str(corpus / "config.toml"), "--posts", str(corpus / "posts.jsonl")]
+    result = CliRunner().invoke(app, [*args, "--truth", str(corpus / "truth.jsonl"), "--json"])
+    assert result.exit_code == 0, result.output
+    levels = json.loads(result.output)["levels"]
+    assert levels["critical"] == 7 and levels["about_an_organisation"] == 201
+    assert levels["critical_recall"] >= 0.95  # issue 6's targets on the development corpus
+    assert levels["exact_rate"] >= 0.80
+    assert levels["critical_two_or_more_off"] == 0
+    result = CliRunner().invoke(app, [*args, "--truth", str(corpus / "truth.jsonl")])
+    assert "critical recall 1.000 (7/7)" in result.output
+    assert "urgency level: truth (rows) against listener (columns)" in result.output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
 from pathlib import Path
 
 import jsonschema
@@ -70,7 +71,16 @@ def test_try_explains_the_evidence() -> None:
     assert code == 0
     assert "about: eemland / leusden via search de-bieb" in output
     assert "text names Leusden (exact)" in output
-    assert "outage: 'dicht' +25" in output
+    assert "urgency breakdown:" in output
+    assert re.search(r"outage +\+45  'dicht'", output)
+    assert re.search(r"total +60  high \(critical ≥ 70, high ≥ 45, normal ≥ 20\)", output)
+
+
+def test_try_shows_the_breakdown_also_without_an_organisation() -> None:
+    code, output = invoke("try", "--config", CONFIG, "Brand in het buurthuis!")
+    assert code == 0, output
+    assert "urgency breakdown (if it were about an organisation):" in output
+    assert re.search(r"safety +\+70  'brand'", output)
 
 
 def test_try_uses_the_profile_location_and_coordinates() -> None:
@@ -161,3 +171,11 @@ def test_sources_lists_what_runs_what_cannot_and_the_health(tmp_path: Path) -> N
     daemon.store.close()
     result = runner.invoke(app, ["sources", "--config", str(config)])
     assert "failing since" in result.output and "disk on fire" in result.output
+
+
+def test_every_toml_example_in_the_readme_is_valid_toml() -> None:
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```toml\n(.*?)```", readme, re.S)
+    assert len(blocks) >= 3
+    for block in blocks:
+        tomllib.loads(block)  # raises with the line and column of the mistake

@@ -67,7 +67,8 @@ def test_a_poll_saves_every_batch_and_resumes_from_the_cursor(daemon: Daemon) ->
         ],
     )
     result = daemon.poll(source)
-    assert (result.fetched, result.new_posts, result.alerts) == (3, 3, 2)
+    # the second post says what the first said: a follow-up in its thread, not a new alert
+    assert (result.fetched, result.new_posts, result.alerts, result.follow_ups) == (3, 3, 1, 1)
     assert source.cursors == [None, "c1"]
     assert daemon.store.cursor("s") == "c2"
     daemon.poll(source)

@@ -1,4 +1,4 @@
-"""Score: labels, points with reasons, and the level they add up to."""
+"""Score: labels, points with reasons, and the level they add up to (default settings)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from listener.post import Author, Engagement, Post
-from listener.score import level_for, score_post
+from listener.urgency.score import level_for, score_post
 
 
 def post(text: str, followers: int | None = None, engagement: Engagement | None = None) -> Post:
@@ -43,18 +43,22 @@ def test_labels_come_from_the_lexicon(text: str, labels: list[str]) -> None:
 
 
 def test_every_point_has_a_reason() -> None:
-    urgency = score_post(post("de bieb is weer dicht 😡", followers=1000))
+    urgency = score_post(post("de bieb is weer dicht 😡", followers=5000))
     assert urgency.reasons == [
-        "outage: 'dicht' +25",
-        "complaint: 'weer dicht' +30",
-        "reach: 1,000 followers +15",
+        "outage: 'dicht' +45",
+        "complaint: 'weer dicht', '😡' +10",
+        "reach: 5,000 followers +10",
     ]
-    assert urgency.score == 70
-    assert urgency.level == "critical"
+    assert urgency.score == 65
+    assert urgency.level == "high"
 
 
 def test_a_safety_incident_is_critical_on_its_own() -> None:
     assert score_post(post("Brand in de bibliotheek!")).level == "critical"
+
+
+def test_a_reported_data_leak_is_critical_on_its_own() -> None:
+    assert score_post(post("De bieb mailde iedereen in de cc, een datalek")).level == "critical"
 
 
 def test_privacy_reasons_never_contain_the_value_found() -> None:
@@ -64,9 +68,9 @@ def test_privacy_reasons_never_contain_the_value_found() -> None:
 
 
 def test_engagement_adds_points_up_to_a_cap() -> None:
-    small = score_post(post("x", engagement=Engagement(likes=1)))
-    big = score_post(post("x", engagement=Engagement(likes=10**6, reposts=10**6)))
-    assert 0 < small.score < big.score == 10
+    small = score_post(post("de wifi is kapot", engagement=Engagement(likes=30)))
+    big = score_post(post("de wifi is kapot", engagement=Engagement(likes=10**6, reposts=10**6)))
+    assert 45 < small.score < big.score == 55
 
 
 def test_negated_praise_is_not_praise() -> None:
@@ -76,5 +80,5 @@ def test_negated_praise_is_not_praise() -> None:
 @pytest.mark.parametrize(
     ("score", "level"), [(0, "low"), (19.9, "low"), (20, "normal"), (45, "high"), (70, "critical")]
 )
-def test_levels_have_fixed_floors(score: float, level: str) -> None:
+def test_levels_have_default_floors(score: float, level: str) -> None:
     assert level_for(score) == level

@@ -12,7 +12,7 @@ import csv
 import os
 import re
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,6 +32,7 @@ from listener.config.model import (
 )
 from listener.geo.areas import load_area
 from listener.query.syntax import QuerySyntaxError, fields_of, parse
+from listener.urgency.settings import UrgencySettings, default_data, default_settings, merge
 
 #: Source names a search may list: the sources listener has and the names replayed posts carry.
 KNOWN_SOURCES = frozenset(
@@ -96,6 +97,8 @@ class Config:
     files: list[Path] = field(default_factory=list)
     #: Where each search is defined: its file and the line of its `id`.
     search_where: dict[str, tuple[Path, int | None]] = field(default_factory=dict)
+    #: Labels, weights and levels of the urgency score: `urgency.toml` over the defaults.
+    urgency: UrgencySettings = field(default_factory=default_settings)
 
     @property
     def base_dir(self) -> Path:
@@ -133,13 +136,21 @@ def load_config(path: str | Path) -> Config:
     """Load and validate everything `path` points at; raise `ConfigError` listing every problem."""
     path = Path(path)
     problems: list[Problem] = []
-    main = _load_model(path, MainFile, problems)
-    if main is None:
+    loaded_main = _load_model(path, MainFile, problems, keep_lines=True)
+    if loaded_main is None:
         raise ConfigError(problems)
+    main, main_lines = loaded_main
     config_dir = path.parent
     queries_dir = _dir(config_dir, main.queries_dir)
     alerts_dir = _dir(config_dir, main.alerts_dir)
     files: list[Path] = []
+    urgency = default_settings()
+    if main.urgency is not None:
+        urgency_file = _dir(config_dir, main.urgency)
+        files.append(urgency_file)
+        urgency = _load_model(
+            urgency_file, UrgencySettings, problems, prepare=lambda d: merge(default_data(), d)
+        )
 
     organisations: dict[str, Organisation] = {}
     org_where: dict[str, tuple[Path, int | None]] = {}
@@ -237,6 +248,8 @@ def load_config(path: str | Path) -> Config:
                         "template missing (an email receiver needs it)",
                     )
                 )
+    if main.report is not None:
+        _check_report(main, path, main_lines, receivers, organisations, alerts_dir, problems)
 
     if problems:
         raise ConfigError(problems)
@@ -249,6 +262,7 @@ def load_config(path: str | Path) -> Config:
         routes=routes,
         files=files,
         search_where=search_lines,
+        urgency=urgency,
     )
 
 
@@ -274,8 +288,15 @@ def _toml_files(folder: Path, key: str, config: Path, problems: list[Problem]) -
 
 
 def _load_model(
-    path: Path, model: type[M], problems: list[Problem], *, keep_lines: bool = False
+    path: Path,
+    model: type[M],
+    problems: list[Problem],
+    *,
+    keep_lines: bool = False,
+    prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> Any:
+    """Read, parse and validate one TOML file (`prepare` changes the data first: the urgency
+    settings are merged over the defaults); None, with its problems added, when it fails."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -295,6 +316,8 @@ def _load_model(
         problems.append(Problem(path, line, "", f"TOML syntax error: {message}{column}"))
         return None
     lines = KeyLines(text)
+    if prepare is not None:
+        data = prepare(data)
     try:
         validated = model.model_validate(data)
     except ValidationError as exc:
@@ -358,6 +381,7 @@ def _add_org(
             "aliases": list(dict.fromkeys([*existing.aliases, *org.aliases])),
             "handles": list(dict.fromkeys([*existing.handles, *org.handles])),
             "branches": existing.branches or org.branches,
+            "hours": existing.hours or org.hours,  # the CSV has none: the TOML's count
         }
     )
 
@@ -491,3 +515,53 @@ def _load_csv(
                     Problem(path, line, "org_id", error["msg"].removeprefix("Value error, "))
                 )
     return out
+
+
+REPORT_TEMPLATES = ("report_subject.txt.j2", "report.txt.j2", "report.html.j2")
+
+
+def _check_report(
+    main: MainFile,
+    path: Path,
+    lines: KeyLines,
+    receivers: dict[str, Receiver],
+    organisations: dict[str, Organisation],
+    alerts_dir: Path,
+    problems: list[Problem],
+) -> None:
+    """[report]: its receivers are email receivers of alerts/*.toml, which need [email]; its org
+    is known; the weekly e-mail's templates are there."""
+    report = main.report
+    assert report is not None
+    for i, name in enumerate(report.receivers):
+        line = lines.line_of(("report", "receivers", i))
+        receiver = receivers.get(name)
+        if receiver is None:
+            message = _unknown("receiver", name, (r.id for r in receivers.values()))
+        elif receiver.type != "email":
+            emails = [r.id for r in receivers.values() if r.type == "email"]
+            message = (
+                f"receiver {name!r} is a {receiver.type} receiver; the report goes by e-mail "
+                f"(email receivers: {', '.join(emails) or 'none defined'})"
+            )
+        elif main.email is None:
+            message = f"email receiver {name!r} cannot send: config.toml has no [email] section"
+        else:
+            continue
+        problems.append(Problem(path, line, "report.receivers", message))
+    if report.org is not None and report.org not in organisations:
+        line = lines.line_of(("report", "org"))
+        problems.append(
+            Problem(path, line, "report.org", _unknown("organisation", report.org, organisations))
+        )
+    if report.weekly is not None:
+        for name in REPORT_TEMPLATES:
+            if not (alerts_dir / "templates" / name).is_file():
+                problems.append(
+                    Problem(
+                        alerts_dir / "templates" / name,
+                        None,
+                        "",
+                        "template missing ([report] weekly needs it)",
+                    )
+                )

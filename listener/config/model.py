@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from listener.urgency.hours import OpeningHours
+
 Level = Literal["critical", "high", "normal", "low"]
 LEVELS: tuple[Level, ...] = ("critical", "high", "normal", "low")
 SLUG = r"^[a-z0-9][a-z0-9_\-]*$"
@@ -190,6 +192,19 @@ class Retention(Strict):
     every: Duration = timedelta(days=1)  # how often the daemon prunes
 
 
+class SpikeSettings(Strict):
+    """Spikes and conversations (`listener.spikes`, `listener.conversation`): `size` or more
+    alerts of one organisation about one branch (or, branch unknown, one topic) within `window`
+    raise one incident; replies and near-duplicates of a post alerted within `follow_up_within`
+    become follow-ups of its alert (a Slack thread) instead of new alerts."""
+
+    enabled: bool = True  # incidents for spikes
+    window: Duration = timedelta(hours=1)
+    size: int = Field(5, ge=2, le=1000)
+    follow_ups: bool = True  # replies and near-duplicates thread under the alert they follow
+    follow_up_within: Duration = timedelta(hours=24)
+
+
 class Backoff(Strict):
     """How long a failing source or delivery waits before the next try (doubling up to `max`)."""
 
@@ -245,6 +260,47 @@ class GeoSettings(Strict):
         return self
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_WEEKLY = re.compile(r"^\s*([a-z]{3})\s+(\d{1,2}):(\d{2})\s*$")
+
+
+class ReportSettings(Strict):
+    """The weekly report by e-mail (`listener report` of the last 7 days)."""
+
+    weekly: str | None = None  # "mon 08:30": day and local time (config `timezone`); none: off
+    receivers: list[str] = []  # email receivers from alerts/*.toml (checked by the loader)
+    org: str | None = None  # only this organisation; none: every organisation
+
+    @field_validator("weekly")
+    @classmethod
+    def _day_and_time(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_weekly(value)
+        return value
+
+    @model_validator(mode="after")
+    def _somebody_to_tell(self) -> ReportSettings:
+        if self.weekly is not None and not self.receivers:
+            raise ValueError("weekly needs receivers: email receivers from alerts/*.toml")
+        return self
+
+    @property
+    def schedule(self) -> tuple[str, int, int] | None:
+        """(day, hour, minute) of `weekly`, or None when the weekly report is off."""
+        return None if self.weekly is None else parse_weekly(self.weekly)
+
+
+def parse_weekly(value: str) -> tuple[str, int, int]:
+    """'mon 08:30' → ('mon', 8, 30)."""
+    found = _WEEKLY.match(value.lower())
+    if found is None or found.group(1) not in WEEKDAYS:
+        raise ValueError(f"bad weekly time {value!r}: write a day and a time, like 'mon 08:30'")
+    hour, minute = int(found.group(2)), int(found.group(3))
+    if hour > 23 or minute > 59:
+        raise ValueError(f"bad weekly time {value!r}: no such time of day")
+    return found.group(1), hour, minute
+
+
 class MainFile(Strict):
     """`config.toml`: where things are and how to reach the outside world."""
 
@@ -253,6 +309,9 @@ class MainFile(Strict):
     queries_dir: str = "queries"
     alerts_dir: str = "alerts"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # The urgency settings (labels, weights, levels, holidays), merged over the shipped
+    # defaults (listener/urgency/default.toml); relative to this file. None: the defaults.
+    urgency: str | None = None
     sources: Sources = Sources()
     source_backoff: Backoff = Backoff()
     slack: SlackSettings | None = None
@@ -261,6 +320,8 @@ class MainFile(Strict):
     geo: GeoSettings = GeoSettings()
     http: HttpSettings = HttpSettings()
     retention: Retention = Retention()
+    report: ReportSettings | None = None
+    spikes: SpikeSettings = SpikeSettings()
 
     @field_validator("timezone")
     @classmethod
@@ -288,6 +349,8 @@ class Branch(Strict):
     # A polygon instead of the radius: "gemeente:GM0307" or "gemeente:Amersfoort" (the
     # municipality, shipped with listener) or a GeoJSON file relative to the queries folder.
     area: str | None = None
+    # Opening hours (listener.urgency.hours); None: the organisation's.
+    hours: OpeningHours | None = None
 
 
 class Organisation(Strict):
@@ -296,6 +359,7 @@ class Organisation(Strict):
     aliases: list[str] = []
     handles: list[str] = []
     branches: list[Branch] = []
+    hours: OpeningHours | None = None  # the default for its branches; None: unknown
 
     @model_validator(mode="after")
     def _unique_branches(self) -> Organisation:

@@ -35,6 +35,7 @@ __all__ = [
     "NotifierUnavailable",
     "TransportError",
     "build_notifier",
+    "follow_up_line",
     "headline",
     "mask_secret",
     "scrub",
@@ -130,6 +131,25 @@ LEVEL_ICONS: dict[str, str] = {"critical": "🔴", "high": "🟠", "normal": "�
 
 
 def headline(alert: AlertMessage) -> str:
-    """'🔴 CRITICAL · Bibliotheek Eemland / Vathorst': the first line every medium shows."""
+    """'🔴 CRITICAL · Bibliotheek Eemland / Vathorst': the first line every medium shows
+    ('🟠 HIGH · INCIDENT · …' for an incident)."""
     icon = LEVEL_ICONS.get(alert.level, "🔔")
-    return f"{icon} {alert.level.upper()} · {alert.where}"
+    kind = " · INCIDENT" if alert.incident is not None else ""
+    return f"{icon} {alert.level.upper()}{kind} · {alert.where}"
+
+
+FOLLOW_UP_WORDS: dict[str, str] = {
+    "reply": "reply to",
+    "duplicate": "repost or near-duplicate of",
+    "spike": "one more post of incident",
+}
+
+
+def follow_up_line(alert: AlertMessage) -> str:
+    """'↳ reply to alert #12' (unescaped: only listener's own words and numbers), or ''."""
+    follow = alert.follow_up
+    if follow is None:
+        return ""
+    words = FOLLOW_UP_WORDS.get(follow.kind, "follow-up of")
+    noun = "" if follow.kind == "spike" else "alert "
+    return f"↳ {words} {noun}#{follow.parent_alert_id}"

@@ -2,6 +2,8 @@
 
 Everything that came from a post is wrapped in `rich.text.Text`, never interpolated into a markup
 string, so a post saying "[bold red]" prints exactly that.
+
+A follow-up is printed indented under a '↳ reply to alert #12' line; an incident lists its posts.
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
+from rich.padding import Padding
 from rich.panel import Panel
 from rich.text import Text
 
 from listener.alert import AlertMessage
 from listener.config.model import MainFile, Receiver
-from listener.notify import headline
+from listener.notify import follow_up_line, headline
 
 LEVEL_STYLES: dict[str, str] = {
     "critical": "bold red",
@@ -50,8 +53,17 @@ class ConsoleNotifier:
         return f"ConsoleNotifier(timezone={self.zone.key!r})"
 
     def send(self, alert: AlertMessage) -> str | None:
-        self.console.print(self.render(alert))
+        self.console.print(self.render_any(alert))
         return None
+
+    def render_any(self, alert: AlertMessage) -> RenderableType:
+        """The panel; a follow-up's indented under the line saying what it follows."""
+        if alert.follow_up is None:
+            return self.render(alert)
+        line = Text(follow_up_line(alert), style="dim")
+        if alert.follow_up.parent_text:
+            line.append(f" “{alert.follow_up.parent_text}”", style="dim italic")
+        return Padding(Group(line, self.render(alert)), (0, 0, 0, 4))
 
     def render(self, alert: AlertMessage) -> Panel:
         post = alert.post
@@ -70,6 +82,16 @@ class ConsoleNotifier:
                 who.append(f" · 📍 {author.location}", style="dim")
             parts.append(who)
 
+        if alert.incident is not None:
+            incident = alert.incident
+            listing = Text(f"{incident.summary}:", style="bold")
+            for m in incident.members:
+                which = f" · alert #{m.alert_id}" if m.alert_id else ""
+                listing.append(f"\n  • {m.created_at} · {m.post_id}{which}", style="")
+                listing.append(f"\n    {m.text or '(no text)'}", style="")
+                if m.url:
+                    listing.append(f"\n    {m.url}", style="cyan")
+            parts.append(listing)
         parts.append(Text(post.text or "(no text)"))
         if post.url:
             parts.append(Text(post.url, style="underline cyan"))

@@ -15,11 +15,20 @@ configuration problems (no STARTTLS/AUTH support, untrusted certificate) are per
 recipients are refused and others accepted, `send` does not raise (a retry would mail the accepted
 ones twice): it logs a warning and names the refused ones in the returned reference.
 The password is kept out of repr and out of every error message.
+
+A follow-up (`alert.follow_up`) is a reply: its subject starts with 'Re: ', and when the parent
+was mailed by this receiver, `In-Reply-To` and `References` carry the parent's Message-ID (which
+listener made itself and stored in the outbox; never text from a post), so mail clients thread
+it. The templates show incidents (`alert.incident.members`) and follow-ups.
+
+`send_report` mails the weekly report (`listener.report`) the same way, from the templates
+`report_subject.txt.j2`, `report.txt.j2` and `report.html.j2`, the chart as an inline PNG.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import smtplib
 import ssl
 from collections.abc import Mapping
@@ -27,6 +36,7 @@ from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -37,12 +47,17 @@ from listener.alert import AlertMessage
 from listener.config.model import EmailSettings, MainFile, Receiver
 from listener.notify import NotifierUnavailable, TransportError, headline, scrub, secret_from_env
 
+if TYPE_CHECKING:
+    from listener.report import Report
+
 log = logging.getLogger(__name__)
 
 SUBJECT_TEMPLATE = "email_subject.txt.j2"
 TEXT_TEMPLATE = "email.txt.j2"
 HTML_TEMPLATE = "email.html.j2"
 SUBJECT_MAX = 200
+_MSGID = re.compile(r"^<[!-;=?-~]+@[!-;=?-~]+>$")  # printable ASCII, no < > or spaces
+REPORT_TITLE = "listener weekly report"
 
 # The SMTP command each exception comes from, for messages a person can act on.
 _STAGES: dict[type[Exception], str] = {
@@ -134,6 +149,9 @@ class EmailNotifier:
             "local_time": alert.post.created_at.astimezone(self.zone),
         }
         subject = " ".join(self._subject.render(context).split()) or headline(alert)
+        parent_id = parent_message_id(alert)
+        if alert.follow_up is not None and not subject.lower().startswith("re:"):
+            subject = f"Re: {subject}"
         if len(subject) > SUBJECT_MAX:
             subject = subject[: SUBJECT_MAX - 1] + "…"
         message = EmailMessage()
@@ -144,6 +162,9 @@ class EmailNotifier:
         message["Message-ID"] = make_msgid(domain=_domain(self.settings.sender))
         message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies, please
         message["X-Listener-Alert-Id"] = str(alert.alert_id)
+        if parent_id is not None:
+            message["In-Reply-To"] = parent_id
+            message["References"] = parent_id
         message.set_content(self._text.render(context))
         message.add_alternative(self._html.render(context), subtype="html")
         return message
@@ -173,6 +194,66 @@ class EmailNotifier:
         summary = scrub(summary, self._password)
         log.warning("email alert %s delivered, but recipients refused: %s", alert.alert_id, summary)
         return f"{msgid} (refused: {summary})"
+
+    # --- the weekly report ----------------------------------------------------------------------
+
+    def render_report(
+        self, report: Report, *, org_name: str | None = None, title: str = REPORT_TITLE
+    ) -> EmailMessage:
+        """The report as one message: text, and HTML with the daily chart as an inline PNG
+        (a `cid:` image: mail clients drop inline SVG). Raises jinja2.TemplateError."""
+        from listener.report import chart_png, render_report
+
+        cid = make_msgid(domain=_domain(self.settings.sender))
+        img = f'<img src="cid:{cid[1:-1]}" width="800" height="260" alt="posts and alerts per day">'
+        rendered = render_report(
+            report, self.templates_dir, chart=img, org_name=org_name, title=title
+        )
+        subject = rendered.subject or title
+        if len(subject) > SUBJECT_MAX:
+            subject = subject[: SUBJECT_MAX - 1] + "…"
+        message = EmailMessage()
+        message["From"] = self.settings.sender
+        message["To"] = ", ".join(self.to)
+        message["Subject"] = subject
+        message["Date"] = format_datetime(datetime.now(self.zone))
+        message["Message-ID"] = make_msgid(domain=_domain(self.settings.sender))
+        message["Auto-Submitted"] = "auto-generated"
+        message.set_content(rendered.text)
+        message.add_alternative(rendered.html, subtype="html")
+        html_part = message.get_body(("html",))
+        assert isinstance(html_part, EmailMessage)
+        html_part.add_related(
+            chart_png(report), "image", "png", cid=cid, filename="posts-and-alerts-per-day.png"
+        )
+        return message
+
+    def send_report(
+        self, report: Report, *, org_name: str | None = None, title: str = REPORT_TITLE
+    ) -> str:
+        """Mail the report to this receiver's addresses; returns the Message-ID. Raises
+        `TransportError` like `send` (a broken template is permanent here: the job is weekly)."""
+        try:
+            message = self.render_report(report, org_name=org_name, title=title)
+        except jinja2.TemplateError as exc:
+            raise TransportError(
+                f"report template error ({type(exc).__name__}: {exc}); fix the template in "
+                f"{self.templates_dir}",
+                permanent=True,
+            ) from exc
+        msgid = str(message["Message-ID"])
+        try:
+            refused = self._deliver(message)
+        except (smtplib.SMTPException, OSError) as exc:
+            raise self._classify(exc) from None
+        if refused:
+            summary = "; ".join(
+                f"{addr} {_reply(code, text)}" for addr, (code, text) in refused.items()
+            )
+            summary = scrub(summary, self._password)
+            log.warning("report delivered, but recipients refused: %s", summary)
+            return f"{msgid} (refused: {summary})"
+        return msgid
 
     def _deliver(self, message: EmailMessage) -> dict[str, tuple[int, bytes]]:
         s = self.settings
@@ -217,6 +298,16 @@ class EmailNotifier:
         else:  # OSError: refused, unreachable, timeout, TLS handshake
             message, permanent = f"{where}: cannot deliver: {type(exc).__name__}: {exc}", False
         return TransportError(scrub(message, self._password), permanent=permanent)
+
+
+def parent_message_id(alert: AlertMessage) -> str | None:
+    """The Message-ID a follow-up answers: the first word of the parent's stored reference
+    ('<…@…> (refused: …)' keeps the id first), if it is a well-formed Message-ID."""
+    follow = alert.follow_up
+    if follow is None or not follow.parent_ref:
+        return None
+    first = follow.parent_ref.split(" ", 1)[0]
+    return first if _MSGID.match(first) else None
 
 
 def _reply(code: int, text: bytes | str) -> str:

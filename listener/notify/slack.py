@@ -19,6 +19,12 @@ are the organisation's other branches and 'No particular branch' (value: `choice
 judged)`: a line saying who marked it what, and controls that show the choice ('Relevant after
 all' to undo 'Not relevant'; the chosen branch preselected). Branch names are config text but
 are treated like post text: option labels are plain_text, the 'marked' line escapes them.
+
+A follow-up (`alert.follow_up`) whose parent reached this receiver is posted in the parent's
+thread (`thread_ts` from the parent's "channel:ts"), and also to the channel when it is more
+urgent than the parent and at least high (`reply_broadcast`); without the parent's ts it is a
+message of its own that says which alert it follows. An incident (`alert.incident`) names its
+posts, each in a plain_text section with an 'Open' button for its link.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ from listener.config.model import MainFile, Receiver
 from listener.notify import (
     NotifierUnavailable,
     TransportError,
+    follow_up_line,
     headline,
     mask_secret,
     scrub,
@@ -71,6 +78,8 @@ URL_MAX = 3000  # Slack: button url
 OPTION_TEXT_MAX = 75  # Slack: option text
 OPTION_VALUE_MAX = 150  # Slack: option value
 DEFAULT_RETRY_AFTER = 30.0
+INCIDENT_POSTS_SHOWN = 40  # Slack: at most 50 blocks a message
+_TS = re.compile(r"^\d+\.\d+$")
 
 # ok:false errors that will fail the same way next time: fix the config, token or app instead.
 PERMANENT_ERRORS = frozenset(
@@ -192,17 +201,24 @@ class SlackNotifier:
 
     def send(self, alert: AlertMessage) -> str | None:
         where = f"slack chat.postMessage to {self.channel}"
+        channel, thread = self.channel, thread_of(alert)
+        payload: dict[str, Any] = {"alert_id": alert.alert_id}
+        extra: dict[str, Any] = {}
+        if alert.follow_up is not None:
+            payload["parent_alert_id"] = alert.follow_up.parent_alert_id
+        if thread is not None:
+            channel, extra["thread_ts"] = thread
+            if broadcast(alert):
+                extra["reply_broadcast"] = True
         try:
             response = self._client.chat_postMessage(
-                channel=self.channel,
+                channel=channel,
                 text=fallback_text(alert),
                 blocks=build_blocks(alert),
-                metadata={
-                    "event_type": "listener_alert",
-                    "event_payload": {"alert_id": alert.alert_id},
-                },
+                metadata={"event_type": "listener_alert", "event_payload": payload},
                 unfurl_links=False,
                 unfurl_media=False,
+                **extra,
             )
         except SlackApiError as exc:
             raise self._classify(where, exc) from None
@@ -261,21 +277,91 @@ def _retry_after(headers: Mapping[str, Any]) -> float:
 # --- rendering ---------------------------------------------------------------------------------
 
 
+def thread_of(alert: AlertMessage) -> tuple[str, str] | None:
+    """(channel, thread ts) of a follow-up's parent message in this receiver, if it was sent."""
+    follow = alert.follow_up
+    if follow is None or not follow.parent_ref:
+        return None
+    channel, _, ts = follow.parent_ref.partition(" ")[0].rpartition(":")
+    if not channel or not _TS.match(ts):
+        return None
+    return channel, ts
+
+
+def broadcast(alert: AlertMessage) -> bool:
+    """A follow-up more urgent than its parent, and at least high, is shown in the channel too."""
+    from listener.config.model import LEVELS
+
+    follow = alert.follow_up
+    if follow is None or alert.level not in ("critical", "high"):
+        return False
+    parent = follow.parent_level if follow.parent_level in LEVELS else "low"
+    return LEVELS.index(alert.level) < LEVELS.index(parent)
+
+
 def fallback_text(alert: AlertMessage) -> str:
     """The notification text: mrkdwn, so every part is escaped."""
     post = alert.post
+    if alert.incident is not None:
+        return escape_mrkdwn(f"{headline(alert)}: {alert.incident.summary}")
     who = _author_line(alert)
     body = clip(" ".join(post.text.split()), FALLBACK_POST_MAX) or "(no text)"
     text = f"{headline(alert)}: {body}"
     if who:
         text += f" — {who}"
+    if alert.follow_up is not None:
+        text = f"{follow_up_line(alert)} · {text}"
     return escape_mrkdwn(text)
+
+
+def _incident_blocks(alert: AlertMessage) -> list[Block]:
+    """An incident: what the spike is, then each post (plain_text) with its link."""
+    incident = alert.incident
+    assert incident is not None
+    blocks: list[Block] = [
+        HeaderBlock(text=PlainTextObject(text=clip(headline(alert), HEADER_MAX), emoji=True)),
+        SectionBlock(text=MarkdownTextObject(text=f"*{escape_mrkdwn(incident.summary)}*")),
+    ]
+    shown = incident.members[-INCIDENT_POSTS_SHOWN:]
+    for index, member in enumerate(shown):
+        when = member.created_at.replace("T", " ").replace("+00:00", " UTC")
+        which = f"alert #{member.alert_id}" if member.alert_id else f"alert #{alert.alert_id}"
+        text = f"{when} · {member.post_id} · {which}\n{member.text or '(no text)'}"
+        accessory = None
+        url = member.url
+        if url and url.startswith(("https://", "http://")) and len(url) <= URL_MAX:
+            accessory = ButtonElement(text="Open", url=url, action_id=f"open_post_{index}")
+        blocks.append(
+            SectionBlock(
+                text=PlainTextObject(text=clip(text, SECTION_MAX), emoji=False),
+                accessory=accessory,
+            )
+        )
+    hidden = len(incident.members) - len(shown)
+    if hidden:
+        more = f"and {hidden} earlier post(s)"
+        blocks.append(ContextBlock(elements=[PlainTextObject(text=more, emoji=False)]))
+    why = _why(alert)
+    if why:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(why, SECTION_MAX))))
+    return blocks
 
 
 def build_blocks(alert: AlertMessage, judged: FeedbackRow | None = None) -> list[Block]:
     """The alert's blocks; with `judged` (the newest feedback), as updated after a click."""
     post = alert.post
-    blocks: list[Block] = [
+    if alert.incident is not None:
+        return _incident_blocks(alert)
+    blocks: list[Block] = []
+    if alert.follow_up is not None:
+        follows: list[PlainTextObject | MarkdownTextObject] = [
+            PlainTextObject(text=follow_up_line(alert), emoji=False)
+        ]
+        if alert.follow_up.parent_text and thread_of(alert) is None:  # not in the thread
+            parent = clip(f"“{alert.follow_up.parent_text}”", CONTEXT_MAX)
+            follows.append(PlainTextObject(text=parent, emoji=False))
+        blocks.append(ContextBlock(elements=follows))
+    blocks += [
         HeaderBlock(text=PlainTextObject(text=clip(headline(alert), HEADER_MAX), emoji=True)),
         # plain_text: Slack shows it verbatim, so the post cannot mention or link anything.
         SectionBlock(

@@ -20,6 +20,9 @@ API
   `blocks` and `metadata` given as JSON strings are decoded). Replies
   `{"ok": true, "channel": channel_id, "ts": "<increasing>", "message": {...}}`; a request
   without `channel` gets `channel_not_found`, one without `text` and `blocks` gets `no_text`.
+  A `thread_ts` (a reply in a thread) is recorded as the message's `thread_ts`, and
+  `reply_broadcast` as its `broadcast`; a thread_ts naming no accepted message gets
+  `thread_not_found`.
 - `POST /api/chat.update`: `channel` (the id it answered with, or the name it was posted to) and
   `ts` of an accepted message, `text` and/or `blocks`; replies `{"ok": true, "channel", "ts",
   "text"}` and records a `SlackWireMessage` in `.updates`; an unknown ts gets
@@ -37,9 +40,10 @@ API
 - `delay`: seconds to sleep before answering each request (settable at any time).
 - `require_token`: when set, any other token (or none) gets HTTP 200 `invalid_auth`.
 - `.messages`: a copy of the accepted messages (`SlackWireMessage`: channel, text, blocks,
-  metadata, token, ts, payload), thread-safe. `.requests`: every request seen, as
-  (method, HTTP status, error or None). `wait_for(count, timeout=5.0)` blocks until at least
-  `count` messages were accepted and returns them, or raises AssertionError saying how many came.
+  metadata, token, ts, thread_ts, broadcast, payload), thread-safe. `.requests`: every
+  request seen, as (method, HTTP status, error or None). `wait_for(count, timeout=5.0)` blocks
+  until at least `count` messages were accepted and returns them, or raises AssertionError
+  saying how many came.
   `.updates`, `.ephemerals`, `wait_for_updates(count)` and `wait_for_ephemerals(count)` do the
   same for chat.update and chat.postEphemeral.
 """
@@ -67,6 +71,8 @@ class SlackWireMessage:
     ts: str
     payload: dict[str, Any] = field(repr=False)
     user: str | None = None  # chat.postEphemeral: who sees it
+    thread_ts: str | None = None  # chat.postMessage in a thread: the parent message's ts
+    broadcast: bool = False  # reply_broadcast: also shown in the channel
 
 
 @dataclass(frozen=True)
@@ -271,7 +277,10 @@ class SlackWireServer:
         return {"ok": True, "message_ts": ts}
 
     def _accept(self, token: str | None, payload: dict[str, Any]) -> dict[str, Any]:
+        thread_ts = payload.get("thread_ts")
         with self._lock:
+            if thread_ts is not None and not any(m.ts == thread_ts for m in self._messages):
+                return {"ok": False, "error": "thread_not_found"}
             self._counter += 1
             ts = f"{self._epoch}.{self._counter:06d}"
             message = SlackWireMessage(
@@ -282,6 +291,8 @@ class SlackWireServer:
                 token=token,
                 ts=ts,
                 payload=payload,
+                thread_ts=None if thread_ts is None else str(thread_ts),
+                broadcast=payload.get("reply_broadcast") in (True, "true", "1"),
             )
             self._messages.append(message)
             self._lock.notify_all()
@@ -296,6 +307,8 @@ class SlackWireServer:
             echoed["blocks"] = message.blocks
         if message.metadata is not None:
             echoed["metadata"] = message.metadata
+        if message.thread_ts is not None:
+            echoed["thread_ts"] = message.thread_ts
         return {"ok": True, "channel": self.channel_id, "ts": ts, "message": echoed}
 
 

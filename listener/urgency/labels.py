@@ -1,0 +1,255 @@
+"""Labels: what kind of post this is, from the lexicon in the urgency settings.
+
+Phrases are matched as whole words on the folded text ('wéér' is 'weer'), single words of 8
+letters or more also with one typo (unless the word is a common word of its own); emoji on
+the raw text; question openers only where they open a sentence ('Kan ik …', not 'Alweer kan
+ik …'). Then:
+
+- a negation just before a cue cancels it ('geen probleem', 'niet dicht'), and negated praise
+  is a complaint ('niet blij', 'not great');
+- a closure with a schedule nearby ('dicht om 17u', 'op maandag dicht', 'vanaf 23 november')
+  is opening hours or an announced closure, not an outage;
+- sarcasm ('nou top', 'lekker dan', 🙃) is not praise, and makes the post a complaint;
+- praise beside a complaint is not praise ('super irritant');
+- spam needs two cues (a giveaway and a Telegram link, four hashtags and a deal, …);
+- intensifiers ('echt slecht', 'ALWEER', 'wéér', '!!!') are collected for the score.
+
+Every label keeps the cues that gave it, so the score's reasons can quote them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cache
+
+from rapidfuzz.distance import Levenshtein
+from wordfreq import zipf_frequency
+
+from listener.post import Post
+from listener.text import fold
+from listener.urgency.settings import LabelSettings, UrgencySettings
+
+_URL = re.compile(r"(?:https?://|www\.)\S+|\b[\w-]+\.(?:ly|me|com|nl|io)/\S*", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"[.!?;:\n]+")
+_GREETING = frozenset({"hoi", "hallo", "hey", "hi", "hello", "beste", "dag"})
+_HASHTAG = re.compile(r"(?<!\w)#\w+")
+_MENTION = re.compile(r"(?<!\w)@[\w.@-]+")
+_CAPITALS = re.compile(r"\b[A-ZÀ-Ý]+\b")
+_PUNCTUATION_RUN = re.compile(r"[!?]{2,}")
+FUZZY_MIN_LETTERS = 8
+COMMON_ZIPF = 2.5  # a word at least this frequent is a word of its own, not a typo
+
+
+@dataclass(slots=True)
+class Labelled:
+    """The labels of one post, each with its cues in the order found, and the intensifiers."""
+
+    cues: dict[str, list[str]] = field(default_factory=dict)
+    intensifiers: list[str] = field(default_factory=list)
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.cues)
+
+    def add(self, label: str, cue: str) -> None:
+        found = self.cues.setdefault(label, [])
+        if cue not in found:
+            found.append(cue)
+
+
+@dataclass(frozen=True, slots=True)
+class _Sentence:
+    start: int  # index of its first word in the post's words
+    words: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Hit:
+    shown: str  # the phrase as the reason quotes it
+    start: int
+    end: int  # exclusive
+
+
+class Lexicon:
+    """The compiled lexicon of one `UrgencySettings`."""
+
+    def __init__(self, settings: UrgencySettings) -> None:
+        self.settings = settings
+        self.labels: dict[str, LabelSettings] = dict(settings.labels)
+        self.phrases = {name: _compile(label.phrases) for name, label in self.labels.items()}
+        self.openers = {name: _compile(label.openers) for name, label in self.labels.items()}
+        self.negations = frozenset(fold(w) for w in settings.negation.words)
+        self.intensifier_words = frozenset(fold(w) for w in settings.intensifiers.words)
+        self.emphasis = tuple(w.casefold() for w in settings.intensifiers.emphasis)
+        self.sarcasm = _compile(settings.sarcasm.markers)
+        self.closure_words = frozenset(fold(w) for w in settings.closures.words)
+        self.schedule = frozenset(fold(w) for w in settings.closures.schedule)
+
+    def label(self, post: Post) -> Labelled:
+        raw = post.text
+        text = _URL.sub(" ", raw)
+        sentences = _sentences(text)
+        words = tuple(w for s in sentences for w in s.words)
+        sentence_of = [i for i, s in enumerate(sentences) for _ in s.words]
+        out = Labelled()
+        negated_praise: list[str] = []
+        hits_by_label: dict[str, list[_Hit]] = {}
+        for name, label in self.labels.items():
+            hits = []
+            for hit in _find(self.phrases[name], words):
+                if label.negatable and self._negated(words, sentence_of, hit.start):
+                    if name == "praise":
+                        negated_praise.append(f"negated '{hit.shown}'")
+                    continue
+                if name == "outage" and self._scheduled(words, sentence_of, hit):
+                    continue
+                hits.append(hit)
+            hits_by_label[name] = hits
+            cues = [f"'{h.shown}'" for h in hits]
+            cues += [f"'{e}'" for e in label.emoji if e in raw]
+            cues += [f"'{o}'" for o in self._openers(name, sentences)]
+            if post.source in label.sources:
+                cues.append(f"from a {post.source} feed")
+            if name == "question" and "?" in text:
+                cues.append("'?'")
+            if name == "spam":
+                cues += _spam_shape(raw)
+            if len(cues) >= label.min_cues:
+                for cue in cues:
+                    out.add(name, cue)
+        sarcasm = [f"'{h.shown}'" for h in _find(self.sarcasm, words)]
+        sarcasm += [f"'{e}'" for e in self.settings.sarcasm.emoji if e in raw]
+        if negated_praise and "complaint" not in out.cues:
+            for cue in negated_praise:
+                out.add("complaint", cue)
+        if sarcasm:
+            out.cues.pop("praise", None)
+            if "complaint" not in out.cues:
+                for cue in sarcasm:
+                    out.add("complaint", f"sarcasm {cue}")
+        if "complaint" in out.cues:
+            out.cues.pop("praise", None)  # 'super irritant' is not praise
+        out.cues = {name: out.cues[name] for name in self.labels if name in out.cues}
+        if any(name in out.cues for name in self.settings.intensifiers.applies_to):
+            out.intensifiers = self._intensifiers(raw, words, hits_by_label)
+        return out
+
+    def _negated(self, words: tuple[str, ...], sentence_of: list[int], start: int) -> bool:
+        window = self.settings.negation.window
+        for i in range(max(0, start - window), start):
+            if sentence_of[i] == sentence_of[start] and words[i] in self.negations:
+                return True
+        return False
+
+    def _scheduled(self, words: tuple[str, ...], sentence_of: list[int], hit: _Hit) -> bool:
+        """'dicht om 17u', 'op vrijdag dicht': a closure with a schedule is not an outage."""
+        if words[hit.start] not in self.closure_words:
+            return False
+        window = self.settings.closures.window
+        near = range(max(0, hit.start - window), min(len(words), hit.end + window))
+        return any(
+            sentence_of[i] == sentence_of[hit.start]
+            and (words[i] in self.schedule or _is_clock(words[i]))
+            for i in near
+            if not hit.start <= i < hit.end
+        )
+
+    def _openers(self, name: str, sentences: list[_Sentence]) -> list[str]:
+        found = []
+        for sentence in sentences:
+            words = sentence.words
+            while words and words[0] in _GREETING:
+                words = words[1:]
+            for shown, phrase in self.openers[name]:
+                if words[: len(phrase)] == phrase:
+                    found.append(shown)
+        return found
+
+    def _intensifiers(
+        self, raw: str, words: tuple[str, ...], hits_by_label: dict[str, list[_Hit]]
+    ) -> list[str]:
+        settings = self.settings.intensifiers
+        found: list[str] = []
+        for name in settings.applies_to:
+            for hit in hits_by_label.get(name, []):
+                for i in range(max(0, hit.start - settings.window), hit.start):
+                    if words[i] in self.intensifier_words:
+                        found.append(f"'{words[i]}' before '{hit.shown}'")
+        casefolded = raw.casefold()
+        for word in self.emphasis:
+            if re.search(rf"(?<!\w){re.escape(word)}(?!\w)", casefolded):
+                found.append(f"'{word}' with emphasis")
+        without = _MENTION.sub(" ", _HASHTAG.sub(" ", _URL.sub(" ", raw)))
+        for word in _CAPITALS.findall(without):
+            if len(word) >= settings.capitals_min_letters:
+                found.append(f"'{word}' in capitals")
+        run = max(_PUNCTUATION_RUN.findall(raw), key=len, default=None)
+        if run and any(mark in run for mark in settings.repeated_punctuation):
+            found.append(f"'{run}'")
+        return list(dict.fromkeys(found))
+
+
+def _compile(phrases: list[str]) -> list[tuple[str, tuple[str, ...]]]:
+    out = []
+    for phrase in phrases:
+        words = tuple(fold(phrase).split())
+        if words:
+            out.append((phrase, words))
+    return out
+
+
+def _sentences(text: str) -> list[_Sentence]:
+    out, start = [], 0
+    for part in _SENTENCE_END.split(text):
+        words = tuple(fold(part).split())
+        if words:
+            out.append(_Sentence(start, words))
+            start += len(words)
+    return out
+
+
+def _find(phrases: list[tuple[str, tuple[str, ...]]], words: tuple[str, ...]) -> list[_Hit]:
+    """Every phrase found among the words (one hit per phrase, the first), in phrase order."""
+    hits = []
+    for shown, phrase in phrases:
+        n = len(phrase)
+        for i in range(len(words) - n + 1):
+            if words[i : i + n] == phrase or (n == 1 and _typo_of(words[i], phrase[0])):
+                hits.append(_Hit(shown, i, i + n))
+                break
+    return hits
+
+
+def _typo_of(word: str, phrase: str) -> bool:
+    """One typo in a long word: 'teleurgestelt' for 'teleurgesteld'; but a common word is not
+    a typo ('geworden' is not 'gewonden')."""
+    return (
+        len(phrase) >= FUZZY_MIN_LETTERS
+        and abs(len(word) - len(phrase)) <= 1
+        and word[:1] == phrase[:1]
+        and Levenshtein.distance(word, phrase, score_cutoff=1) <= 1
+        and not _common(word)
+    )
+
+
+@cache
+def _common(word: str) -> bool:
+    return max(zipf_frequency(word, "nl"), zipf_frequency(word, "en")) >= COMMON_ZIPF
+
+
+def _is_clock(word: str) -> bool:
+    """'17u', '16uur', '5pm', '2027' after folding: a time or a year."""
+    return bool(re.fullmatch(r"\d{1,2}(?:u|uur|pm|am|h)|(?:19|20)\d\d", word))
+
+
+def _spam_shape(raw: str) -> list[str]:
+    """Spam by its shape: four or more hashtags, or nothing but links, tags and mentions."""
+    cues = []
+    tags = _HASHTAG.findall(raw)
+    if len(tags) >= 4:
+        cues.append(f"{len(tags)} hashtags")
+    rest = fold(_MENTION.sub(" ", _HASHTAG.sub(" ", _URL.sub(" ", raw))))
+    if _URL.search(raw) and len(rest.split()) <= 2:
+        cues.append("only a link")
+    return cues

@@ -1,0 +1,71 @@
+"""Personal data posted in public: found by kind, ordinary numbers left alone, never echoed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from listener.post import Post
+from listener.urgency.privacy import iban_valid, kinds, mask
+from listener.urgency.score import score_post
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("bel me op 06-12345678", "phone number"),
+        ("mijn nummer: +31 6 1234 5678", "phone number"),
+        ("call me on +32 470 12 34 56", "phone number"),
+        ("mijn mail is jan.jansen@example.nl", "e-mail address"),
+        ("maak het over naar NL91 ABNA 0417 1643 00", "IBAN"),
+        ("mijn pasnummer is 2090 4412 8831", "library card number"),
+        ("lenerspas 20904412883", "library card number"),
+        ("en mijn pincode 4471", "PIN code"),
+        ("ik woon op Dorpsstraat 12, 3832 AB Leusden", "street address"),
+        ("stuur het naar Kerkweg 4a Amersfoort", "street address"),
+    ],
+)
+def test_each_kind_is_found(text: str, kind: str) -> None:
+    assert kinds(text) == [kind]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "de bieb bestaat sinds 1975 en in 2026 gaat hij verbouwen",
+        "open van 10:00-17:00, op zaterdag 10:00 - 14:00",
+        "ISBN 978-90-234-5678-9 is binnen",
+        "ISBN 9789023456789",
+        "ik woon op nummer 12",
+        "de bieb aan de Vosselmanstraat is mooi",
+        "op 12-11-2026 om 14.30 uur",
+        "de boete is € 12,50 of 1.250 punten",
+        "Bibliotheek Eemland heeft 120000 boeken",
+        "NL91 ABNA 0417 1643 01 is geen geldig rekeningnummer",
+        "mail naar info@bibliotheekeemland.nl",
+        "@bibliotheekeemland@mastodon.nl wat een mooie expo",
+        "OBA pas met 90% korting",
+    ],
+)
+def test_ordinary_numbers_are_not_personal_data(text: str) -> None:
+    assert kinds(text) == []
+
+
+def test_iban_is_checked_with_mod_97() -> None:
+    assert iban_valid("NL91ABNA0417164300")
+    assert not iban_valid("NL91ABNA0417164301")
+
+
+def test_mask_replaces_values_with_their_kind() -> None:
+    text = "bel 06-12345678 of mail jan@example.nl, pas 2090 4412 8831"
+    assert mask(text) == "bel [phone number] of mail [e-mail address], pas [library card number]"
+
+
+def test_the_value_never_appears_in_reasons() -> None:
+    post = Post("p", "x", "Bieb help, pasnummer 2090 4412 8831 pincode 4471", datetime.now(UTC))
+    urgency = score_post(post)
+    joined = " ".join(urgency.reasons)
+    assert "privacy" in urgency.labels
+    assert "library card number and PIN code posted publicly" in joined
+    assert "2090" not in joined and "4471" not in joined
