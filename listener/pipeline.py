@@ -11,7 +11,7 @@ nearer branch. `Classifier.alert_for` turns a decision into an alert and its rec
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +29,7 @@ from listener.store import Decided, NewAlert
 from listener.text import fold
 from listener.urgency.context import AuthorHistory, Context
 from listener.urgency.hours import context_for
+from listener.urgency.privacy import mask
 from listener.urgency.score import score_post
 
 #: The author's history with an organisation before a moment: (handle, org id, before).
@@ -276,9 +277,12 @@ class Classifier:
             receivers = usable or [CONSOLE_FALLBACK]
         org = self.config.organisations[decision.org]
         branch = next((b for b in org.branches if b.id == decision.branch), None)
+        # Personal data posted in public is not copied into alerts: the team sees its kind
+        # ('[phone number]') and opens the post itself to ask for its removal.
+        masked = mask(post.text, self.config.urgency.privacy)
         message = AlertMessage(
             alert_id=0,
-            post=post,
+            post=replace(post, text=masked) if masked != post.text else post,
             org_id=org.id,
             org_name=org.name,
             branch_id=branch.id if branch else None,

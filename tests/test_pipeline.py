@@ -121,3 +121,16 @@ def test_no_route_means_no_alert(tmp_path: Path) -> None:
     decision = classifier.decide(p)
     assert decision.org == "eemland" and decision.urgency == "low"
     assert classifier.alert_for(p, decision) is None
+
+
+def test_personal_data_in_a_post_is_masked_in_its_alert(classifier: Classifier) -> None:
+    p = post("de bieb in Leusden heeft mijn pas, bel me op 06-12345678 of jan.jansen@example.nl")
+    decision = classifier.decide(p)
+    assert "privacy" in decision.labels
+    alert = classifier.alert_for(p, decision)
+    assert alert is not None
+    text = alert.message.post.text
+    assert "12345678" not in text and "jan.jansen" not in text
+    assert "[phone number]" in text and "bel me op" in text
+    assert not any("12345678" in r or "jan.jansen" in r for r in alert.message.reasons)
+    assert "12345678" in p.text  # the post itself is not changed
