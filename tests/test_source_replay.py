@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -149,3 +150,24 @@ def test_a_missing_file_is_a_transient_source_error(tmp_path: Path) -> None:
 
     assert caught.value.transient is True
     assert "nowhere.jsonl" in str(caught.value)
+
+
+def test_as_new_shifts_every_post_so_the_newest_is_now_keeping_the_spacing(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "posts.jsonl"
+    lines = [json.loads(post_line(n)) for n in (1, 2, 3)]
+    lines[0]["created_at"] = "2026-09-25T10:00:00Z"
+    lines[1]["created_at"] = "2026-09-25T12:00:00Z"  # the newest
+    lines[2]["created_at"] = "2026-09-25T11:30:00Z"
+    write(path, *(json.dumps(line) for line in lines), "not json")
+    now = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
+
+    source = ReplaySource(path, batch=2, as_new=True, clock=lambda: now)
+    first = source.fetch(None)
+    second = source.fetch(first.cursor)
+
+    times = [p.created_at for p in first.posts + second.posts]
+    assert times == [now - timedelta(hours=2), now, now - timedelta(minutes=30)]
+    plain = ReplaySource(path).fetch(None)
+    assert plain.posts[0].created_at == datetime(2026, 9, 25, 10, 0, tzinfo=UTC)

@@ -58,6 +58,7 @@ class ReplaySource(Strict):
     path: str
     interval: Duration = timedelta(seconds=30)
     batch: int = Field(500, ge=1, le=100_000)
+    as_new: bool = False  # demos: shift the posts' times so the newest one is "now"
 
 
 class RssSource(Strict):

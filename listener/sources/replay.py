@@ -5,14 +5,19 @@ One post per line, as `Post.to_dict` writes it. The cursor is JSON
 exactly after the last complete line. A final line without a newline is never consumed: the file
 may be being appended to, and the rest of that line will come. Posts keep the `source` they carry
 (e.g. "bluesky"), so searches that filter on sources see where a post originally came from.
+
+With `as_new` (for demos) the posts' times are shifted so that the newest post in the file was
+written when the source first reads it, the spacing kept: a demo feed then reads as fresh news
+on any day, instead of as posts found late.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,11 +45,16 @@ class ReplaySource:
         key: str | None = None,
         batch: int = 500,
         interval: timedelta = timedelta(seconds=30),
+        as_new: bool = False,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.path = path
         self.key = key or f"replay:{path}"
         self.batch = batch
         self.interval = interval
+        self.as_new = as_new
+        self.clock = clock
+        self._shift: timedelta | None = None
 
     def fetch(self, cursor: str | None) -> Batch:
         """Read the complete lines after `cursor`; raise `SourceError` if the file is missing."""
@@ -75,6 +85,8 @@ class ReplaySource:
                     line_no += 1
                     read += 1
                     post = self._parse(raw, line_no)
+                    if post is not None and self.as_new:
+                        post = replace(post, created_at=post.created_at + self._offset())
                     if post is not None:
                         posts.append(post)
                     elif raw.strip():
@@ -87,6 +99,18 @@ class ReplaySource:
         moved = restarted or (offset, line_no) != start
         new_cursor = json.dumps({"offset": offset, "line": line_no}) if moved else None
         return Batch(posts=posts, cursor=new_cursor, skipped=skipped, more=more)
+
+    def _offset(self) -> timedelta:
+        """How far `as_new` moves every post: from the newest post in the file to now."""
+        if self._shift is None:
+            newest: datetime | None = None
+            with self.path.open("rb") as handle:
+                for number, raw in enumerate(handle, start=1):
+                    post = self._parse(raw, number, quiet=True)
+                    if post is not None and (newest is None or post.created_at > newest):
+                        newest = post.created_at
+            self._shift = self.clock() - newest if newest is not None else timedelta(0)
+        return self._shift
 
     def _position(self, cursor: str | None) -> tuple[int, int]:
         """The (byte offset, line number) a cursor points at; (0, 0) for none or a bad one."""
@@ -104,26 +128,32 @@ class ReplaySource:
             return 0, 0
         return offset, line_no
 
-    def _parse(self, raw: bytes, line_no: int) -> Post | None:
-        """The post on one line, or None (logged) for a blank or malformed line."""
-        where = f"{self.path}:{line_no}"
-        try:
-            text = raw.decode("utf-8").strip()
-        except UnicodeDecodeError as exc:
-            log.warning("%s: not UTF-8: %s", where, exc)
+    def _parse(self, raw: bytes, line_no: int, quiet: bool = False) -> Post | None:
+        """The post on one line, or None (logged unless `quiet`) for a blank or malformed line."""
+        post = _post_or_error(raw)
+        if isinstance(post, str):
+            if not quiet:
+                log.warning("%s:%d: %s", self.path, line_no, post)
             return None
-        if not text:
-            return None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            log.warning("%s: not JSON: %s", where, exc)
-            return None
-        try:
-            return Post.from_dict(data)
-        except PostError as exc:
-            log.warning("%s: not a valid post: %s", where, exc)
-            return None
+        return post
+
+
+def _post_or_error(raw: bytes) -> Post | str | None:
+    """The post on one line, what is wrong with it, or None for a blank line."""
+    try:
+        text = raw.decode("utf-8").strip()
+    except UnicodeDecodeError as exc:
+        return f"not UTF-8: {exc}"
+    if not text:
+        return None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return f"not JSON: {exc}"
+    try:
+        return Post.from_dict(data)
+    except PostError as exc:
+        return f"not a valid post: {exc}"
 
 
 def build(
@@ -142,5 +172,6 @@ def build(
             key=f"replay:{settings.path}",
             batch=settings.batch,
             interval=settings.interval,
+            as_new=settings.as_new,
         )
     ]
