@@ -6,9 +6,10 @@ Everything in it that came from a post (text, author, location) is untrusted: ea
 escapes it for its own medium.
 
 `follow_up` is set on an alert that continues another one (a reply to its post, a repost or
-near-duplicate of it, one more post of an incident): notifiers show it as part of the parent's
-conversation (a Slack thread, an e-mail reply). `incident` is set on the one alert raised for a
-spike and names the posts in it. Both default to None, so JSON stored before they existed loads.
+near-duplicate of it, one more post of an incident, its post's reach growing fast): notifiers
+show it as part of the parent's conversation (a Slack thread, an e-mail reply). `incident` is
+set on the one alert raised for a spike and names the posts in it. Both default to None, so
+JSON stored before they existed loads.
 
 `branch_choices` are the branches a person may say the post is about instead, for the feedback
 controls in Slack (`listener.feedback`): None for an alert that takes no feedback (one about
@@ -50,7 +51,7 @@ def branch_choices(org: Organisation, branch: Branch | None) -> list[BranchChoic
 
 
 #: FollowUp.kind: why an alert continues another one.
-FOLLOW_UP_KINDS = ("reply", "duplicate", "spike")
+FOLLOW_UP_KINDS = ("reply", "duplicate", "spike", "reach")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +63,7 @@ class FollowUp:
     when the parent never reached that receiver."""
 
     parent_alert_id: int
-    kind: str  # reply | duplicate | spike
+    kind: str  # reply | duplicate | spike | reach
     parent_level: str = "normal"
     parent_text: str = ""  # the parent post's text, short (untrusted)
     parent_ref: str | None = None

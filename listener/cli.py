@@ -11,7 +11,7 @@ import json
 import logging
 import signal
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from listener.compare import Comparison
     from listener.report import Report as ReportData
     from listener.report import Tally
+    from listener.silence import Matcher
     from listener.store import Store
 
 app = typer.Typer(
@@ -117,11 +118,14 @@ def run(
             polls, delivered = daemon.run_once()
             counts = daemon.store.outbox_counts()
             left = counts.get("pending", 0) + counts.get("sending", 0)
+            silenced = sum(p.silenced for p in polls)
             err.print(
                 Text(
                     f"once: {sum(p.fetched for p in polls)} posts fetched, "
                     f"{sum(p.new_posts for p in polls)} new, "
-                    f"{sum(p.alerts for p in polls)} alerts; "
+                    f"{sum(p.alerts for p in polls)} alerts"
+                    + (f" ({silenced} silenced, not delivered)" if silenced else "")
+                    + "; "
                     f"{delivered.sent} delivered, {delivered.failed} failed, "
                     f"{left} left in the outbox"
                 )
@@ -176,11 +180,15 @@ def check(
         reason = state.split(" inactive: ", 1)[-1] if state else ""
         line = f"    {receiver.id}: {receiver.type}" + (f" (inactive: {reason})" if state else "")
         out.print(Text(line, style="yellow" if state else ""))
+    if cfg.default_receiver is not None:
+        out.print(Text(f"    default (alerts no route matches): {cfg.default_receiver}"))
+    else:
+        out.print(Text("    default: none (alerts no route matches are dropped)"))
     replay = cfg.main.sources.replay
     if replay and replay.enabled and not cfg.resolve(replay.path).is_file():
         warning = f"  warning: replay file {cfg.resolve(replay.path)} does not exist (yet)"
         out.print(Text(warning, style="yellow"))
-    if not cfg.routes:
+    if not cfg.routes and cfg.default_receiver is None:
         out.print(Text("  warning: no routes, so no alert goes anywhere", style="yellow"))
     warnings = lint(cfg)
     for found in warnings:
@@ -647,6 +655,221 @@ def feedback(
     if row.verdict == "wrong-branch":
         said += f": it is about {row.branch or 'the organisation, no particular branch'}"
     out.print(Text(f"alert {alert_id} ({where}, search {alert.search}): marked {said}"))
+
+
+silence_app = typer.Typer(
+    help="Silences: hold back the alerts that match some facts for a while, without losing them.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(silence_app, name="silence")
+
+
+@silence_app.command("add")
+def silence_add(
+    match: Annotated[
+        list[str],
+        typer.Option(
+            "--match",
+            help="key=value or key!=value, key one of org, branch, search, level, label, "
+            "source, author; repeat it: all must hold.",
+        ),
+    ],
+    reason: Annotated[str, typer.Option("--reason", help="Why: shown in `silence list`.")],
+    for_: Annotated[
+        str | None, typer.Option("--for", help="How long, from now: 30m, 2h, 3d.")
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            "--until",
+            help="Until when: ISO 8601, like 2026-11-23T17:00 (the config's timezone unless "
+            "it says another).",
+        ),
+    ] = None,
+    by: Annotated[
+        str | None, typer.Option("--by", help="Who made it (default: your user name).")
+    ] = None,
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Silence the alerts that match, from now for --for or until --until: they are stored,
+    not delivered."""
+    from zoneinfo import ZoneInfo
+
+    from listener.config.model import parse_duration
+    from listener.silence import MatcherError, parse_matchers
+
+    if (for_ is None) == (until is None):
+        err.print(Text("give one of --for (like 2h) and --until (like 2026-11-23T17:00)"))
+        raise typer.Exit(2)
+    try:
+        matchers = parse_matchers(match)
+    except MatcherError as exc:
+        err.print(Text(f"--match: {exc}"))
+        raise typer.Exit(2) from None
+    cfg = _load(config)
+    zone = ZoneInfo(cfg.main.timezone)
+    problems = _unknown_in_config(cfg, matchers)
+    for problem in problems:
+        err.print(Text(f"--match: {problem}"))
+    if problems:
+        raise typer.Exit(2)
+    now = datetime.now(UTC)
+    if for_ is not None:
+        try:
+            ends_at = now + parse_duration(for_)
+        except ValueError as exc:
+            err.print(Text(f"--for: {exc}"))
+            raise typer.Exit(2) from None
+    else:
+        assert until is not None
+        try:
+            ends_at = datetime.fromisoformat(until)
+        except ValueError:
+            err.print(Text(f"--until: {until!r} is not a time like 2026-11-23T17:00"))
+            raise typer.Exit(2) from None
+        if ends_at.tzinfo is None:
+            ends_at = ends_at.replace(tzinfo=zone)
+        if ends_at <= now:
+            err.print(Text(f"--until: {until} has already passed"))
+            raise typer.Exit(2)
+    store = _open_store(cfg)
+    try:
+        silence = store.add_silence(
+            [str(m) for m in matchers], ends_at, reason, created_by=by or _user_name(), now=now
+        )
+    finally:
+        store.close()
+    out.print(
+        Text(
+            f"silence {silence.id} added: {silence.match_text}, until "
+            f"{_local(silence.ends_at, zone)}; matching alerts are stored, not delivered"
+        )
+    )
+
+
+def _unknown_in_config(cfg: Config, matchers: Sequence[Matcher]) -> list[str]:
+    """Matchers naming an organisation, branch or search the configuration does not have:
+    a typo would silence nothing (or, with !=, everything)."""
+    from listener.silence import SYSTEM_ORG
+
+    known = {
+        "org": {*cfg.organisations, SYSTEM_ORG},
+        "branch": {b.id for o in cfg.organisations.values() for b in o.branches} | {""},
+        "search": {s.id for s in cfg.searches},
+    }
+    names = {"org": "organisation", "branch": "branch", "search": "search"}
+    problems = []
+    for m in matchers:
+        if m.key in known and m.value not in known[m.key]:
+            there = ", ".join(sorted(v for v in known[m.key] if v)) or "none"
+            problems.append(
+                f"{m}: no {names[m.key]} {m.value!r} in the configuration (there are: {there})"
+            )
+    return problems
+
+
+@silence_app.command("list")
+def silence_list(
+    all_: Annotated[bool, typer.Option("--all", help="Also the silences that have ended.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="A JSON array.")] = False,
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """The silences in force (and pending), with how many alerts each held back."""
+    from zoneinfo import ZoneInfo
+
+    cfg = _load(config)
+    zone = ZoneInfo(cfg.main.timezone)
+    now = datetime.now(UTC)
+    url = cfg.database_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        silences, held = [], {}
+    else:
+        store = _open_store(cfg)
+        try:
+            silences = store.silences(now, include_expired=all_)
+            held = store.silenced_alerts()
+        finally:
+            store.close()
+    if as_json:
+        rows = [
+            {
+                "id": s.id,
+                "matchers": [str(m) for m in s.matchers],
+                "state": s.state(now),
+                "starts_at": s.starts_at.isoformat(),
+                "ends_at": s.ends_at.isoformat(),
+                "expired_at": s.expired_at.isoformat() if s.expired_at else None,
+                "reason": s.reason,
+                "created_by": s.created_by,
+                "created_at": s.created_at.isoformat(),
+                "alerts_silenced": len(held.get(s.id, [])),
+                "alert_ids": held.get(s.id, []),
+            }
+            for s in silences
+        ]
+        typer.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    if not silences:
+        out.print(Text("no silences" if all_ else "no silences in force (--all shows ended ones)"))
+        return
+    table = Table()
+    for heading in ("id", "matchers", "state", "from", "until", "by", "alerts", "reason"):
+        table.add_column(heading, no_wrap=heading != "reason")
+    for s in silences:
+        table.add_row(
+            str(s.id),
+            Text(s.match_text),
+            s.state(now),
+            _local(s.starts_at, zone),
+            _local(s.ended_at, zone) + (" (expired)" if s.expired_at == s.ended_at else ""),
+            Text(s.created_by or "-"),
+            str(len(held.get(s.id, []))),
+            Text(s.reason),
+        )
+    _print_wide(table)
+
+
+@silence_app.command("expire")
+def silence_expire(
+    silence_id: Annotated[
+        int, typer.Argument(metavar="ID", help="The silence's number (`listener silence list`).")
+    ],
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """End a silence now. The alerts it held back stay silenced; new ones are delivered."""
+    from zoneinfo import ZoneInfo
+
+    cfg = _load(config)
+    zone = ZoneInfo(cfg.main.timezone)
+    store = _open_store(cfg)
+    try:
+        silence, changed = store.expire_silence(silence_id)
+        held = len(store.silenced_alerts().get(silence_id, []))
+    except KeyError:
+        err.print(Text(f"no silence {silence_id} in {_safe_url(cfg.database_url)}"))
+        raise typer.Exit(1) from None
+    finally:
+        store.close()
+    if not changed:
+        out.print(
+            Text(
+                f"silence {silence_id} ({silence.match_text}) had already ended at "
+                f"{_local(silence.ended_at, zone)}: nothing changed"
+            )
+        )
+        return
+    out.print(
+        Text(
+            f"silence {silence_id} ({silence.match_text}) expired; the {held} alert(s) it held "
+            "back stay silenced, new matching alerts are delivered"
+        )
+    )
+
+
+def _local(moment: datetime, zone: tzinfo) -> str:
+    """'2026-11-23 17:00 CET': a time as people in the config's timezone read it."""
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
 
 
 class ReportFormat(StrEnum):

@@ -2,6 +2,8 @@
 
 It only wires the stages. A poll fetches a batch, decides every new post, and saves posts,
 decisions, alerts, outbox rows and the source's cursor in one transaction (`Store.save_batch`);
+posts it already has are not decided again, but their counts are saved as a new engagement
+snapshot there, and an alerted one growing fast gets a follow-up (`listener.growth`);
 a failing source is logged with its reason and backs off (doubling, up to `source_backoff.max`,
 or the server's Retry-After) while the others keep running. Delivery runs in its own thread,
 woken as soon as a poll saved alerts and every `outbox.every` for retries.
@@ -27,9 +29,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from listener.alert import AlertMessage
 from listener.config import Config
 from listener.feedback import slack_actions
 from listener.geo.nominatim import ProfileGeocoder
+from listener.growth import GrowthWatch
 from listener.health import SourceHealth
 from listener.httpserver import Handler, HttpServer
 from listener.notify import Notifier, NotifierUnavailable, build_notifier
@@ -56,6 +60,7 @@ class PollResult:
     alerts: int = 0
     skipped: int = 0
     follow_ups: int = 0
+    silenced: int = 0  # alerts and follow-ups stored but held back by a silence
     error: str | None = None
 
 
@@ -107,8 +112,17 @@ def build_grouper(config: Config, active: set[str]) -> Grouper:
     (active receivers only, else the console, as alerts do); an organisation's own names and
     handles are never a spike's topic word."""
 
-    def receivers(org: str, search: str, level: str) -> list[str]:
-        chosen = route(config.routes, org=org, search=search, level=level)
+    def receivers(message: AlertMessage, level: str) -> list[str]:
+        chosen = route(
+            config.routes,
+            org=message.org_id,
+            search=message.search_id,
+            level=level,
+            branch=message.branch_id,
+            labels=message.labels,
+            source=message.post.source,
+            default=config.default_receiver,
+        )
         usable = [r for r in chosen if r in active]
         return usable or ([CONSOLE_FALLBACK] if chosen else [])
 
@@ -141,6 +155,7 @@ class Daemon:
     clock: Callable[[], datetime] = utcnow
     health: SourceHealth | None = None
     grouper: Grouper | None = None  # conversations and spikes ([spikes])
+    reach: GrowthWatch | None = None  # follow-ups for alerted posts growing fast ([reach])
     jitter: Callable[[], float] = field(default=lambda: random.uniform(0.9, 1.1))
     stop_event: threading.Event = field(default_factory=threading.Event)
     wake_delivery: threading.Event = field(default_factory=threading.Event)
@@ -165,6 +180,7 @@ class Daemon:
         for reason in unavailable.values():
             log.warning("%s", reason)
         sources = build_sources(config.main, config.searches, config.organisations, config.base_dir)
+        grouper = build_grouper(config, set(notifiers))
         return cls(
             config=config,
             store=store,
@@ -173,7 +189,8 @@ class Daemon:
             deliverer=Deliverer(store, notifiers, config.main.outbox, unavailable),
             active=set(notifiers),
             health=SourceHealth(store),
-            grouper=build_grouper(config, set(notifiers)),
+            grouper=grouper,
+            reach=GrowthWatch(config.urgency, grouper.route),
         )
 
     def stopping(self) -> bool:
@@ -205,6 +222,7 @@ class Daemon:
             result.fetched += len(batch.posts)
             result.skipped += batch.skipped
             known = self.store.known_post_ids(p.id for p in batch.posts)
+            seen = [p for p in batch.posts if p.id in known]  # again, maybe with new counts
             decided = []
             for post in batch.posts:
                 if post.id in known:
@@ -217,11 +235,18 @@ class Daemon:
                     )
                 )
             saved = self.store.save_batch(
-                source.key, batch.cursor, decided, self.clock(), grouper=self.grouper
+                source.key,
+                batch.cursor,
+                decided,
+                self.clock(),
+                grouper=self.grouper,
+                seen=seen,
+                reach=self.reach,
             )
             result.new_posts += saved.new_posts
             result.alerts += saved.alerts
             result.follow_ups += saved.follow_ups
+            result.silenced += saved.silenced
             if saved.alerts or saved.follow_ups:
                 self.wake_delivery.set()  # deliver now, not at the next tick
             if not batch.more:
@@ -229,12 +254,13 @@ class Daemon:
         self._not_before.pop(source.key, None)
         self._check_health(source, result)
         log.info(
-            "poll %s: %d fetched, %d new, %d alerts, %d follow-ups, %d skipped",
+            "poll %s: %d fetched, %d new, %d alerts, %d follow-ups, %d silenced, %d skipped",
             source.key,
             result.fetched,
             result.new_posts,
             result.alerts,
             result.follow_ups,
+            result.silenced,
             result.skipped,
         )
         return result
@@ -416,7 +442,16 @@ class Daemon:
             for post in unique
             if post.id not in known
         ]
-        saved = self.store.save_batch("webhook", None, decided, self.clock(), grouper=self.grouper)
+        seen = [post for post in unique if post.id in known]
+        saved = self.store.save_batch(
+            "webhook",
+            None,
+            decided,
+            self.clock(),
+            grouper=self.grouper,
+            seen=seen,
+            reach=self.reach,
+        )
         if saved.alerts or saved.follow_ups:
             self.wake_delivery.set()
         return saved.new_posts

@@ -268,7 +268,14 @@ class Classifier:
         if decision.org is None or decision.query is None:
             return None
         receivers = route(
-            self.config.routes, org=decision.org, search=decision.query, level=decision.urgency
+            self.config.routes,
+            org=decision.org,
+            search=decision.query,
+            level=decision.urgency,
+            branch=decision.branch,
+            labels=decision.labels,
+            source=post.source,
+            default=self.config.default_receiver,
         )
         if not receivers:
             return None

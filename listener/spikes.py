@@ -39,8 +39,9 @@ PARENT_TEXT_MAX = 200
 #: Words of library names that every post of a search shares: never a topic.
 GENERIC_WORDS = frozenset(["bibliotheek", "bieb", "library", "bibliotheken", "biebs", "http"])
 
-#: (org, search, level) -> the receivers an alert of that level goes to.
-RouteFn = Callable[[str, str, str], list[str]]
+#: (alert, level) -> the receivers the alert goes to at that level (branch, labels, source and
+#: the default receiver count as for any alert).
+RouteFn = Callable[[AlertMessage, str], list[str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,7 +270,7 @@ class Grouper:
             window_seconds=s.window.total_seconds(),
             members=[*(member(r) for r in members), member(message)],
         )
-        chosen = list(self.route(message.org_id, message.search_id, level)) if self.route else []
+        chosen = list(self.route(message, level)) if self.route else []
         chosen += [r for r in receivers if r not in chosen]
         reason = f"spike: {incident.summary}: at least high"
         incident_message = replace(

@@ -30,6 +30,24 @@ made before these existed get them at start-up (`create_all`), and their alerts 
 by handle and time, so `author_history` counts an author's earlier posts about an organisation
 without reading post JSON. It is filled by `save_batch`: posts saved before the table existed
 have no row and do not count.
+
+`engagement_snapshots` holds a post's likes, reposts and replies each time a source returned it
+(`save_batch`: when the post is first saved, and for the batch's posts the store already has,
+its `seen`), with the growth per hour since the sighting before. With a `GrowthWatch`, an alerted
+post growing fast gets a follow-up (`listener.growth`), in the same transaction: an alert row
+with an `alert_links` row of kind `reach`. As an alert row's post is unique per organisation,
+the follow-up's row names a stand-in post, `<post id>#reach<n>` (source `listener:reach`, its
+JSON the post as seen then), which `posts_since` leaves out; the snapshot that raised it is
+marked `raised`, so the next one needs the next step. Posts without counts (feed items) have no
+snapshots.
+
+Silences (`listener.silence`) are applied in `save_batch` too: the silences active at the batch's
+`now` are read once, when its first alert is written, and the outbox rows of an alert one of them
+matches are written with status `silenced` (not `pending`) and a row in `silenced_deliveries`
+naming the silence. A silenced row is done as far as the queue is concerned (`_claimable` waits
+only for `pending` and `sending` rows), so it never holds back the receiver's later alerts, and
+it is never claimed, so it stays silenced after the silence ends. `silences` and
+`silenced_deliveries` are new tables, created at start-up like the others.
 """
 
 from __future__ import annotations
@@ -58,10 +76,13 @@ from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
 from listener.alert import FOLLOW_UP_KINDS, AlertMessage
 from listener.conversation import Recent
+from listener.growth import GrowthWatch, Sighting, growth_between
 from listener.match import normal_handle
 from listener.post import Post
+from listener.silence import Silence, parse_matcher, silencing
 from listener.spikes import Grouper, OpenIncident, Placement
 from listener.urgency.context import AuthorHistory
+from listener.urgency.settings import default_settings
 
 
 def utcnow() -> datetime:
@@ -86,6 +107,26 @@ class PostAuthorRow(SQLModel, table=True):
     handle: str  # normalised: `listener.match.normal_handle`
     source: str
     created_at: datetime
+
+
+class EngagementSnapshotRow(SQLModel, table=True):
+    """A post's counts as one poll saw them; `per_hour`: weighted engagement gained per hour
+    since the snapshot before (None for the first); `raised`: a reach follow-up came of it."""
+
+    __tablename__ = "engagement_snapshots"
+    __table_args__ = (Index("ix_engagement_snapshots_post_time", "post_id", "seen_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    post_id: str = Field(foreign_key="posts.id")
+    seen_at: datetime
+    likes: int | None = None
+    reposts: int | None = None
+    replies: int | None = None
+    per_hour: float | None = None
+    raised: bool = False
+
+
+#: The source of the stand-in posts that reach follow-ups' alert rows name.
+REACH_SOURCE = "listener:reach"
 
 
 class DecisionRow(SQLModel, table=True):
@@ -126,7 +167,8 @@ class DeliveryRow(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     alert_id: int = Field(foreign_key="alerts.id", index=True)
     receiver: str
-    status: str = Field(default="pending", index=True)  # pending | sending | sent | failed
+    # pending | sending | sent | failed | silenced
+    status: str = Field(default="pending", index=True)
     attempts: int = 0
     next_attempt_at: datetime
     lease_until: datetime | None = None
@@ -185,6 +227,40 @@ class IncidentRow(SQLModel, table=True):
     created_at: datetime
 
 
+class SilenceRow(SQLModel, table=True):
+    """A silence (`listener.silence.Silence`); matchers as a JSON list of 'key=value' strings."""
+
+    __tablename__ = "silences"
+    id: int | None = Field(default=None, primary_key=True)
+    matchers: str
+    starts_at: datetime
+    ends_at: datetime = Field(index=True)
+    reason: str
+    created_by: str | None = None
+    created_at: datetime
+    expired_at: datetime | None = None
+
+    def to_silence(self) -> Silence:
+        return Silence(
+            id=self.id or 0,
+            matchers=tuple(parse_matcher(text) for text in json.loads(self.matchers)),
+            starts_at=self.starts_at,
+            ends_at=self.ends_at,
+            reason=self.reason,
+            created_by=self.created_by,
+            created_at=self.created_at,
+            expired_at=self.expired_at,
+        )
+
+
+class SilencedDeliveryRow(SQLModel, table=True):
+    """Outbox row `delivery_id` was not delivered (status `silenced`) because of `silence_id`."""
+
+    __tablename__ = "silenced_deliveries"
+    delivery_id: int = Field(foreign_key="outbox.id", primary_key=True)
+    silence_id: int = Field(foreign_key="silences.id", index=True)
+
+
 class CursorRow(SQLModel, table=True):
     __tablename__ = "cursors"
     key: str = Field(primary_key=True)
@@ -215,8 +291,9 @@ class SaveResult:
     new_posts: int
     alerts: int  # new alerts, incidents included; follow-ups not
     deliveries: int
-    follow_ups: int = 0
+    follow_ups: int = 0  # reach follow-ups included
     incidents: int = 0
+    silenced: int = 0  # alerts (follow-ups included) whose deliveries a silence held back
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,11 +360,18 @@ class Store:
         decided: Sequence[Decided],
         now: datetime | None = None,
         grouper: Grouper | None = None,
+        seen: Sequence[Post] = (),
+        reach: GrowthWatch | None = None,
     ) -> SaveResult:
         """Save new posts, decisions, alerts, outbox rows and the cursor: all or nothing. With a
-        `grouper`, a new alert may become a follow-up of an earlier one or an incident."""
+        `grouper`, a new alert may become a follow-up of an earlier one or an incident. An
+        alert that an active silence matches gets `silenced` outbox rows (`deliveries` counts
+        only the rows to deliver). `seen` are posts of the batch the store already has: their
+        counts are a new engagement snapshot, and with `reach`, an alerted one growing fast gets
+        a follow-up (`_seen_again`)."""
         now = now or utcnow()
-        new_posts = alerts = deliveries = follow_ups = incidents = 0
+        new_posts = alerts = deliveries = follow_ups = incidents = silenced = 0
+        active: list[Silence] | None = None  # read when the first alert needs them
         with Session(self.engine) as session, session.begin():
             for item in decided:
                 if session.get(PostRow, item.post.id) is not None:
@@ -303,6 +387,9 @@ class Store:
                     )
                 )
                 session.flush()  # rows that refer to the post come after it
+                first = Sighting.of(post, now)
+                if first is not None:
+                    session.add(_snapshot_row(post.id, first))
                 handle = normal_handle(post.author.handle or "") if post.author else ""
                 if handle:
                     session.add(
@@ -371,18 +458,250 @@ class Store:
                 if placed is not None and placed.incident_key is not None:
                     incidents += 1
                     self._open_incident(session, row, placed, now)
+                if active is None:
+                    active = self._active_silences(session, now)
+                silence = silencing(active, message, now) if active else None
+                silenced += silence is not None
                 for receiver in receivers:
-                    session.add(
-                        DeliveryRow(
-                            alert_id=row.id,
-                            receiver=receiver,
-                            next_attempt_at=now,
-                            created_at=now,
-                        )
+                    delivery = DeliveryRow(
+                        alert_id=row.id,
+                        receiver=receiver,
+                        status="pending" if silence is None else "silenced",
+                        next_attempt_at=now,
+                        created_at=now,
                     )
-                    deliveries += 1
+                    session.add(delivery)
+                    if silence is None:
+                        deliveries += 1
+                        continue
+                    session.flush()
+                    assert delivery.id is not None
+                    session.add(SilencedDeliveryRow(delivery_id=delivery.id, silence_id=silence.id))
+            for again in {post.id: post for post in seen}.values():
+                grown = self._seen_again(session, again, now, reach)
+                follow_ups += grown.follow_ups
+                deliveries += grown.deliveries
+                silenced += grown.silenced
             self._set_cursor(session, source_key, cursor, now)
-        return SaveResult(new_posts, alerts, deliveries, follow_ups, incidents)
+        return SaveResult(new_posts, alerts, deliveries, follow_ups, incidents, silenced)
+
+    # --- silences ------------------------------------------------------------------------------
+
+    def _active_silences(self, session: Session, now: datetime) -> list[Silence]:
+        rows = session.exec(
+            select(SilenceRow)
+            .where(
+                col(SilenceRow.ends_at) > now,
+                col(SilenceRow.starts_at) <= now,
+                or_(col(SilenceRow.expired_at).is_(None), col(SilenceRow.expired_at) > now),
+            )
+            .order_by(col(SilenceRow.id))
+        )
+        return [row.to_silence() for row in rows]
+
+    def add_silence(
+        self,
+        matchers: Sequence[str],
+        ends_at: datetime,
+        reason: str,
+        *,
+        created_by: str | None = None,
+        starts_at: datetime | None = None,
+        now: datetime | None = None,
+    ) -> Silence:
+        """Store a silence (matchers as 'key=value' / 'key!=value'; MatcherError for a bad
+        one); it holds back the matching alerts created from `starts_at` (default now) until
+        `ends_at`. ValueError when it would end before it starts."""
+        now = now or utcnow()
+        starts_at = starts_at or now
+        parsed = [str(parse_matcher(text)) for text in matchers]
+        if not parsed:
+            raise ValueError("a silence needs at least one matcher")
+        if ends_at <= starts_at:
+            raise ValueError(
+                f"a silence must end after it starts ({ends_at.isoformat()} is not after "
+                f"{starts_at.isoformat()})"
+            )
+        with Session(self.engine) as session, session.begin():
+            row = SilenceRow(
+                matchers=json.dumps(parsed, ensure_ascii=False),
+                starts_at=starts_at.astimezone(UTC),
+                ends_at=ends_at.astimezone(UTC),
+                reason=reason,
+                created_by=created_by,
+                created_at=now,
+            )
+            session.add(row)
+            session.flush()
+            return row.to_silence()
+
+    def silences(
+        self, now: datetime | None = None, *, include_expired: bool = False
+    ) -> list[Silence]:
+        """The silences not yet ended at `now` (pending and active), oldest first; with
+        `include_expired`, every silence."""
+        now = now or utcnow()
+        with Session(self.engine) as session, session.begin():
+            rows = [
+                row.to_silence()
+                for row in session.exec(select(SilenceRow).order_by(col(SilenceRow.id)))
+            ]
+        return [s for s in rows if include_expired or s.state(now) != "expired"]
+
+    def expire_silence(self, silence_id: int, now: datetime | None = None) -> tuple[Silence, bool]:
+        """End a silence now; returns it and whether it changed (False: it had already ended).
+        Alerts it silenced stay silenced. KeyError if there is no such silence."""
+        now = now or utcnow()
+        with Session(self.engine) as session, session.begin():
+            row = session.get(SilenceRow, silence_id)
+            if row is None:
+                raise KeyError(silence_id)
+            if row.to_silence().state(now) == "expired":
+                return row.to_silence(), False
+            row.expired_at = now
+            session.add(row)
+            session.flush()
+            return row.to_silence(), True
+
+    def silenced_alerts(self) -> dict[int, list[int]]:
+        """For each silence that held something back: the ids of the alerts, oldest first."""
+        with Session(self.engine) as session, session.begin():
+            rows = session.exec(
+                select(SilencedDeliveryRow.silence_id, DeliveryRow.alert_id)
+                .join(DeliveryRow, col(DeliveryRow.id) == col(SilencedDeliveryRow.delivery_id))
+                .order_by(col(DeliveryRow.alert_id))
+            ).all()
+        found: dict[int, list[int]] = {}
+        for silence_id, alert_id in rows:
+            alerts = found.setdefault(silence_id, [])
+            if alert_id not in alerts:
+                alerts.append(alert_id)
+        return found
+
+    # --- reach that grows between polls --------------------------------------------------------
+
+    def _seen_again(
+        self, session: Session, post: Post, now: datetime, reach: GrowthWatch | None
+    ) -> SaveResult:
+        """Snapshot the counts of a post the store already has (none when the source gives no
+        counts); with `reach`, write the follow-ups its growth since the last snapshot is worth
+        (`follow_ups`, `deliveries` and `silenced` of the result count them)."""
+        nothing = SaveResult(0, 0, 0)
+        sighting = Sighting.of(post, now)
+        if sighting is None or session.get(PostRow, post.id) is None:
+            return nothing
+        earlier = list(
+            session.exec(
+                select(EngagementSnapshotRow)
+                .where(EngagementSnapshotRow.post_id == post.id)
+                .order_by(col(EngagementSnapshotRow.seen_at), col(EngagementSnapshotRow.id))
+            )
+        )
+        snapshot = _snapshot_row(post.id, sighting)
+        session.add(snapshot)
+        if not earlier:
+            return nothing
+        last = earlier[-1]
+        before = Sighting(last.seen_at, last.likes, last.reposts, last.replies)
+        growth = growth_between(before, sighting, reach.settings if reach else default_settings())
+        snapshot.per_hour = growth.per_hour
+        raised_before = [r.per_hour for r in earlier if r.raised and r.per_hour is not None]
+        if reach is None or growth.per_hour < reach.bar(raised_before):
+            return nothing
+        follow_ups = deliveries = silenced = 0
+        stand_in = f"{post.id}#reach{len(raised_before) + 1}"
+        for alert in self._alerts_of(session, post.id):
+            raised = reach.follow_up(alert, post, growth, raised_before)
+            if raised is None:
+                continue
+            if session.get(PostRow, stand_in) is None:
+                seen_as = replace(post, id=stand_in, source=REACH_SOURCE)
+                session.add(
+                    PostRow(
+                        id=stand_in,
+                        source=REACH_SOURCE,
+                        created_at=now,
+                        fetched_at=now,
+                        data=json.dumps(seen_as.to_dict(), ensure_ascii=False),
+                    )
+                )
+                session.flush()
+            message = raised.message
+            row = AlertRow(
+                post_id=stand_in,
+                org=message.org_id,
+                branch=message.branch_id,
+                search=message.search_id,
+                level=message.level,
+                score=message.score,
+                created_at=now,
+            )
+            session.add(row)
+            session.flush()
+            assert row.id is not None
+            row.message = replace(message, alert_id=row.id).to_json()
+            self._link(session, row.id, raised.parent_id, "reach", now)
+            follow_ups += 1
+            snapshot.raised = True
+            active = self._active_silences(session, now)
+            silence = silencing(active, message, now) if active else None
+            silenced += silence is not None
+            for receiver in raised.receivers:
+                delivery = DeliveryRow(
+                    alert_id=row.id,
+                    receiver=receiver,
+                    status="pending" if silence is None else "silenced",
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+                session.add(delivery)
+                if silence is None:
+                    deliveries += 1
+                    continue
+                session.flush()
+                assert delivery.id is not None
+                session.add(SilencedDeliveryRow(delivery_id=delivery.id, silence_id=silence.id))
+        return SaveResult(0, 0, deliveries, follow_ups, silenced=silenced)
+
+    def _alerts_of(self, session: Session, post_id: str) -> list[Recent]:
+        """The post's own alerts (not listener's), each with the thread it is in and its
+        receivers."""
+        found = []
+        rows = session.exec(
+            select(AlertRow.id, AlertRow.message)
+            .where(AlertRow.post_id == post_id, AlertRow.org != "listener")
+            .order_by(col(AlertRow.id))
+        ).all()
+        for alert_id, text in rows:
+            if alert_id is None or not text:
+                continue
+            root = session.exec(
+                select(AlertLinkRow.parent_alert_id).where(
+                    AlertLinkRow.alert_id == alert_id,
+                    col(AlertLinkRow.kind).in_(FOLLOW_UP_KINDS),
+                )
+            ).first()
+            receivers = session.exec(
+                select(DeliveryRow.receiver)
+                .where(DeliveryRow.alert_id == alert_id)
+                .order_by(col(DeliveryRow.id))
+            ).all()
+            message = AlertMessage.from_json(text)
+            found.append(Recent(alert_id, message, root_id=root, receivers=tuple(receivers)))
+        return found
+
+    def snapshots(self, post_id: str) -> list[EngagementSnapshotRow]:
+        """A post's engagement snapshots, oldest first."""
+        with Session(self.engine) as session, session.begin():
+            rows = list(
+                session.exec(
+                    select(EngagementSnapshotRow)
+                    .where(EngagementSnapshotRow.post_id == post_id)
+                    .order_by(col(EngagementSnapshotRow.seen_at), col(EngagementSnapshotRow.id))
+                )
+            )
+            session.expunge_all()
+            return rows
 
     # --- conversations and spikes --------------------------------------------------------------
 
@@ -407,16 +726,21 @@ class Store:
         ids = [alert_id for alert_id, _ in rows if alert_id is not None]
         roots: dict[int, int] = {}
         receivers: dict[int, list[str]] = {}
+        grown: set[int] = set()  # reach follow-ups: the same post again, not a new one
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             links = session.exec(
-                select(AlertLinkRow.alert_id, AlertLinkRow.parent_alert_id).where(
+                select(
+                    AlertLinkRow.alert_id, AlertLinkRow.parent_alert_id, AlertLinkRow.kind
+                ).where(
                     col(AlertLinkRow.alert_id).in_(chunk),
                     col(AlertLinkRow.kind).in_(FOLLOW_UP_KINDS),
                 )
             )
-            for child, parent in links:
+            for child, parent, kind in links:
                 roots[child] = parent
+                if kind == "reach":
+                    grown.add(child)
             sent_to = session.exec(
                 select(DeliveryRow.alert_id, DeliveryRow.receiver)
                 .where(col(DeliveryRow.alert_id).in_(chunk))
@@ -432,7 +756,7 @@ class Store:
                 receivers=tuple(receivers.get(alert_id, ())),
             )
             for alert_id, text in rows
-            if alert_id is not None and text
+            if alert_id is not None and text and alert_id not in grown
         ]
         incidents = [
             OpenIncident(row.alert_id, row.key, row.last_at, row.level)
@@ -599,7 +923,7 @@ class Store:
         with Session(self.engine) as session, session.begin():
             rows = session.exec(
                 select(PostRow.data)
-                .where(col(PostRow.created_at) >= since)
+                .where(col(PostRow.created_at) >= since, col(PostRow.source) != REACH_SOURCE)
                 .order_by(col(PostRow.created_at), col(PostRow.id))
             ).all()
         return [Post.from_dict(json.loads(data)) for data in rows]
@@ -614,6 +938,9 @@ class Store:
             )
             session.exec(delete(DecisionRow).where(col(DecisionRow.post_id).in_(old)))
             session.exec(delete(PostAuthorRow).where(col(PostAuthorRow.post_id).in_(old)))
+            session.exec(
+                delete(EngagementSnapshotRow).where(col(EngagementSnapshotRow.post_id).in_(old))
+            )
             result = session.exec(delete(PostRow).where(col(PostRow.id).in_(old)))
             return int(result.rowcount or 0)
 
@@ -767,9 +1094,20 @@ class Store:
             return rows
 
 
+def _snapshot_row(post_id: str, sighting: Sighting) -> EngagementSnapshotRow:
+    return EngagementSnapshotRow(
+        post_id=post_id,
+        seen_at=sighting.seen_at,
+        likes=sighting.likes,
+        reposts=sighting.reposts,
+        replies=sighting.replies,
+    )
+
+
 def _claimable(now: datetime) -> ColumnElement[bool]:
     """Due now, and first in its receiver's queue: alerts reach each receiver in order, so a
-    row waiting out a Retry-After holds back the rows behind it for the same receiver."""
+    row waiting out a Retry-After holds back the rows behind it for the same receiver. Rows
+    sent, failed or silenced are done: they hold nothing back."""
     row = DeliveryRow
     earlier = aliased(DeliveryRow)
     pending = and_(col(row.status) == "pending", col(row.next_attempt_at) <= now)

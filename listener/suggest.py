@@ -165,7 +165,10 @@ def suggest(
         if search_id is not None and alert.search != search_id:
             continue
         if alert.message:
-            posts.setdefault(alert.post_id, AlertMessage.from_json(alert.message).post)
+            message = AlertMessage.from_json(alert.message)
+            if message.follow_up is not None and message.follow_up.kind == "reach":
+                continue  # the post's own alert again, grown: not one more post
+            posts.setdefault(alert.post_id, message.post)
         if alert.post_id not in posts:
             continue
         if verdicts.get(alert.id or 0) == "not-relevant":

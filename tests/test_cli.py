@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import re
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
 import typer
+from typer.core import TyperGroup
 from typer.testing import CliRunner
 
 from listener.cli import app
@@ -119,8 +122,20 @@ def test_try_needs_both_coordinates() -> None:
 def test_every_command_and_option_is_in_the_readme() -> None:
     readme = (ROOT / "README.md").read_text()
     command = typer.main.get_command(app)
-    assert command.commands, "the CLI has commands"
-    for name, sub in command.commands.items():
+    assert isinstance(command, TyperGroup) and command.commands, "the CLI has commands"
+
+    def leaves(prefix: str, group: TyperGroup) -> Iterator[tuple[str, Any]]:
+        """Every command, with its sub-commands ('silence add') in place of their group."""
+        for name, sub in group.commands.items():
+            if isinstance(sub, TyperGroup):
+                assert sub.commands, f"group {prefix}{name} has no commands"
+                yield from leaves(f"{prefix}{name} ", sub)
+            else:
+                yield f"{prefix}{name}", sub
+
+    names = [name for name, _ in leaves("", command)]
+    assert "silence add" in names, "sub-commands are checked too"
+    for name, sub in leaves("", command):
         assert f"### `listener {name}" in readme, f"command {name} has no README section"
         section = readme.split(f"### `listener {name}", 1)[1].split("\n### ", 1)[0]
         heading = section.splitlines()[0]

@@ -211,3 +211,27 @@ def test_end_to_end_a_spike_and_a_reply_arrive_as_one_incident_and_threads(
     assert len(messages) == 7
     ids = [m.metadata["event_payload"]["alert_id"] for m in messages]
     assert len(ids) == len(set(ids)), "nothing doubled"
+
+
+def test_an_incident_and_a_follow_up_are_routed_like_any_alert(tmp_path: Path) -> None:
+    from listener.config import load_config
+    from listener.daemon import build_grouper
+
+    receivers = "".join(
+        f'[[receivers]]\nid = "{r}"\ntype = "console"\n' for r in ("leusden-team", "rest")
+    )
+    config = write_setup(tmp_path, extra_receivers=receivers)
+    routes = tmp_path / "alerts" / "routes.toml"
+    routes.write_text(
+        'default = "rest"  # top-level keys come before the tables\n'
+        + routes.read_text().replace(
+            '[[routes]]\nmin_level = "low"\nreceivers = ["console"]',
+            '[[routes]]\nbranches = ["leusden"]\nlabels = ["outage"]\nreceivers = ["leusden-team"]',
+        ),
+        encoding="utf-8",
+    )
+    grouper = build_grouper(load_config(config), {"console", "leusden-team", "rest"})
+    assert grouper.route is not None
+    outage = replace(make_alert(), branch_id="leusden", labels=["outage"])
+    assert grouper.route(outage, "high") == ["leusden-team"]
+    assert grouper.route(replace(outage, branch_id=None), "high") == ["rest"]  # the default

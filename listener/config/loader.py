@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from listener.config.lines import KeyLines
 from listener.config.model import (
+    NO_BRANCH,
     AlertsFile,
     Branch,
     MainFile,
@@ -95,6 +96,9 @@ class Config:
     receivers: dict[str, Receiver]
     routes: list[Route]
     files: list[Path] = field(default_factory=list)
+    #: The receiver of alerts that no route matches (`default` in an alerts file), or None:
+    #: those alerts are dropped.
+    default_receiver: str | None = None
     #: Where each search is defined: its file and the line of its `id`.
     search_where: dict[str, tuple[Path, int | None]] = field(default_factory=dict)
     #: Labels, weights and levels of the urgency score: `urgency.toml` over the defaults.
@@ -195,12 +199,24 @@ def load_config(path: str | Path) -> Config:
     receivers: dict[str, Receiver] = {}
     routes: list[Route] = []
     route_where: list[tuple[Path, KeyLines, int]] = []
+    default_receiver: str | None = None
+    default_where: tuple[Path, int | None] | None = None
     for alerts_file in _toml_files(alerts_dir, "alerts_dir", path, problems):
         files.append(alerts_file)
         loaded = _load_model(alerts_file, AlertsFile, problems, keep_lines=True)
         if loaded is None:
             continue
         model, lines = loaded
+        if model.default is not None:
+            line = lines.line_of(("default",))
+            if default_where is not None:
+                message = (
+                    f"a second default receiver ({model.default!r}; {default_receiver!r} was "
+                    f"set at {_at(default_where)}): there is one default, in one alerts file"
+                )
+                problems.append(Problem(alerts_file, line, "default", message))
+            else:
+                default_receiver, default_where = model.default, (alerts_file, line)
         for i, receiver in enumerate(model.receivers):
             if receiver.id in receivers:
                 line = lines.line_of(("receivers", i, "id"))
@@ -225,18 +241,38 @@ def load_config(path: str | Path) -> Config:
                 )
             )
     search_ids = {s.id for s in searches}
+    label_names = set(type(urgency.labels).model_fields) if urgency is not None else set()
     for route, (file, lines, i) in zip(routes, route_where, strict=True):
+        routed = [organisations[o] for o in route.orgs if o in organisations] or list(
+            organisations.values()
+        )
+        branch_ids = {b.id for org in routed for b in org.branches} | {NO_BRANCH}
         for key, known, what in (
             ("receivers", receivers, "receiver"),
             ("orgs", organisations, "organisation"),
+            ("branches", branch_ids, "branch"),
             ("searches", search_ids, "search"),
+            ("labels", label_names, "label"),
+            ("sources", KNOWN_SOURCES, "source"),
         ):
+            if key == "labels" and urgency is None:
+                continue  # urgency.toml did not load: its problems are listed already
             for j, name in enumerate(getattr(route, key)):
                 if name not in known:
                     line = lines.line_of(("routes", i, key, j))
-                    problems.append(
-                        Problem(file, line, f"routes[{i}].{key}", _unknown(what, name, known))
-                    )
+                    message = _unknown(what, name, known)
+                    if key == "branches":
+                        orgs = ", ".join(o.id for o in routed) or "none defined"
+                        message = (
+                            f"unknown branch {name!r} of organisation(s) {orgs} "
+                            f"(known: {', '.join(sorted(branch_ids))}; '-' is no branch)"
+                        )
+                    problems.append(Problem(file, line, f"routes[{i}].{key}", message))
+    if default_receiver is not None and default_receiver not in receivers:
+        file, line = default_where or (alerts_dir, None)
+        problems.append(
+            Problem(file, line, "default", _unknown("receiver", default_receiver, receivers))
+        )
     if any(r.type == "email" for r in receivers.values()):
         for name in TEMPLATES:
             if not (alerts_dir / "templates" / name).is_file():
@@ -261,6 +297,7 @@ def load_config(path: str | Path) -> Config:
         receivers=receivers,
         routes=routes,
         files=files,
+        default_receiver=default_receiver,
         search_where=search_lines,
         urgency=urgency,
     )

@@ -404,10 +404,15 @@ class QueryFile(Strict):
 
 
 class Receiver(Strict):
+    """Where alerts can go. Secrets (tokens, webhook URLs, signing keys) are never written here,
+    only the names of the environment variables that hold them."""
+
     id: str = Field(pattern=SLUG)
-    type: Literal["console", "slack", "email"]
-    channel: str | None = None
-    to: list[str] = []
+    type: Literal["console", "slack", "slack_webhook", "email", "webhook"]
+    channel: str | None = None  # slack: '#webcare' or a channel id
+    to: list[str] = []  # email: the addresses
+    url_env: str | None = None  # slack_webhook, webhook: the variable holding the URL
+    secret_env: str | None = None  # webhook: the variable holding the HMAC signing secret
 
     @model_validator(mode="after")
     def _settings_for_type(self) -> Receiver:
@@ -415,23 +420,47 @@ class Receiver(Strict):
             raise ValueError("a slack receiver needs channel, e.g. '#webcare' or a channel id")
         if self.type == "email" and not self.to:
             raise ValueError("an email receiver needs to = ['someone@example.org']")
+        if self.type in ("slack_webhook", "webhook") and not self.url_env:
+            raise ValueError(
+                f"a {self.type} receiver needs url_env: the environment variable that holds "
+                "its URL, e.g. 'WEBCARE_WEBHOOK_URL'"
+            )
+        if self.type == "webhook" and not self.secret_env:
+            raise ValueError(
+                "a webhook receiver needs secret_env: the environment variable that holds the "
+                "secret its requests are signed with"
+            )
         if self.type != "email" and self.to:
             raise ValueError("to is only for email receivers")
         if self.type != "slack" and self.channel:
             raise ValueError("channel is only for slack receivers")
+        if self.type not in ("slack_webhook", "webhook") and self.url_env:
+            raise ValueError("url_env is only for slack_webhook and webhook receivers")
+        if self.type != "webhook" and self.secret_env:
+            raise ValueError("secret_env is only for webhook receivers")
         return self
 
 
+#: In a route's `branches`: the alerts that name no branch (branch unknown).
+NO_BRANCH = "-"
+
+
 class Route(Strict):
-    """Which alerts go where. Empty matchers match everything; first matching route wins."""
+    """Which alerts go where. A route matches when each of its non-empty matchers does (an empty
+    one matches everything); the first matching route wins unless it says `continue = true`."""
 
     orgs: list[str] = []
+    branches: list[str] = []  # branch ids of the routed orgs; "-": alerts that name no branch
     searches: list[str] = []
+    labels: list[str] = []  # any of these urgency labels
+    sources: list[str] = []  # the post's source: bluesky, mastodon, rss, …
     min_level: Level = "low"
     receivers: list[str] = Field(min_length=1)
     continue_: bool = Field(False, alias="continue")
 
 
 class AlertsFile(Strict):
+    #: The receiver for alerts that no route matches (at most one across all alerts files).
+    default: str | None = None
     receivers: list[Receiver] = []
     routes: list[Route] = []

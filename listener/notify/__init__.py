@@ -1,4 +1,5 @@
-"""Notifiers: deliver one `AlertMessage` to one receiver (console, Slack or email).
+"""Notifiers: deliver one `AlertMessage` to one receiver (console, Slack with a bot token or an
+incoming webhook, email, or a generic signed JSON webhook).
 
 Every notifier has one method, `send(alert)`, which returns an external reference (Slack's
 "channel:ts", an email's Message-ID) or None, and raises `TransportError` when the receiver did not
@@ -8,7 +9,8 @@ whether a retry can help:
     Exception
     ├── TransportError(message, permanent, retry_after)   send() failed
     │     permanent=False: network, timeout, HTTP 429/5xx, SMTP 4xx   → retry with backoff
-    │     permanent=True:  bad token, unknown channel, SMTP 5xx, …    → mark failed, show reason
+    │     permanent=True:  bad token, unknown channel, other HTTP 4xx, SMTP 5xx, …
+    │                                                                 → mark failed, show reason
     └── NotifierUnavailable   build_notifier(): settings or secret missing, receiver inactive
 
 `build_notifier` turns a configured `Receiver` into a notifier. Integrations are imported lazily
@@ -72,7 +74,9 @@ class Notifier(Protocol):
 _REGISTRY: dict[str, str] = {
     "console": "listener.notify.console:ConsoleNotifier",
     "slack": "listener.notify.slack:SlackNotifier",
+    "slack_webhook": "listener.notify.slack_webhook:SlackWebhookNotifier",
     "email": "listener.notify.email:EmailNotifier",
+    "webhook": "listener.notify.webhook:WebhookNotifier",
 }
 
 
@@ -142,6 +146,7 @@ FOLLOW_UP_WORDS: dict[str, str] = {
     "reply": "reply to",
     "duplicate": "repost or near-duplicate of",
     "spike": "one more post of incident",
+    "reach": "reach growing fast on",
 }
 
 

@@ -7,29 +7,36 @@ The factors, each a line in the alert ('factor: what +points'):
 - privacy: personal data posted in public (`listener.urgency.privacy`), by kind, never the
   value ('privacy: phone number posted publicly +40');
 - intensifiers on a complaint or outage ('intensifier: 'ALWEER' in capitals +5');
-- reach, on a post that needs action: followers, and engagement per hour since posting;
+- reach, on a post that needs action: followers, and engagement per hour: gained between
+  the last two polls that saw the post when there were two (`context.growth`), else since
+  posting ('reach: +240 likes/reposts/replies in 35 min (411/h) +10');
 - the author's history with the organisation (`context.history`);
 - time: open or closed now, a public holiday (`context.open_now`, `context.holiday`);
 - freshness: a post found long after it was written gets points off.
 
 The total is clamped to 0–100 and the settings' `[levels]` give the level. All weights,
 lexicons and thresholds come from `UrgencySettings` (the shipped `default.toml` unless the
-user's `urgency.toml` says otherwise).
+user's `urgency.toml` says otherwise). `with_growth` re-scores an alert whose post grew
+between polls: its engagement line swapped for the growth, every other factor as decided.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
-from listener.post import Post
-from listener.urgency.context import Context
+from listener.post import Engagement, Post
+from listener.urgency.context import Context, Growth
 from listener.urgency.labels import Labelled, Lexicon
 from listener.urgency.privacy import kinds
 from listener.urgency.settings import UrgencySettings, default_settings
 
 #: Labels whose posts can be waiting for an answer: the time of day matters for them.
 ANSWERABLE = ("question",)
+
+#: The reason line of the engagement part of reach, as `_reach` writes it; its points last.
+_ENGAGEMENT_LINE = re.compile(r"^reach: .* likes/reposts/replies in .* ([+−])(\d+(?:\.\d+)?)$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +55,12 @@ class _Tally:
     def add(self, factor: str, what: str, points: float) -> None:
         points = round(points, 1)
         self.total += points
-        sign = "+" if points >= 0 else "−"
-        self.reasons.append(f"{factor}: {what} {sign}{abs(points):g}")
+        self.reasons.append(_reason(factor, what, points))
+
+
+def _reason(factor: str, what: str, points: float) -> str:
+    sign = "+" if points >= 0 else "−"
+    return f"{factor}: {what} {sign}{abs(points):g}"
 
 
 _LEXICONS: dict[int, tuple[UrgencySettings, Lexicon]] = {}
@@ -132,20 +143,77 @@ def _reach(post: Post, settings: UrgencySettings, context: Context | None, tally
         )
         if round(gained, 1) > 0:
             tally.add("reach", f"{followers:,} followers", gained)
-    if post.engagement:
-        e = post.engagement
-        weight = (e.likes or 0) + 2 * (e.reposts or 0) + (e.replies or 0)
+    found = _engagement(post, settings, context)
+    if found is not None:
+        tally.add("reach", *found)
+
+
+def weighted_engagement(engagement: Engagement | None, settings: UrgencySettings) -> float:
+    """Likes, reposts and replies, each times its `[reach]` weight (unknown counts are 0)."""
+    if engagement is None:
+        return 0.0
+    reach = settings.reach
+    return (
+        reach.engagement_likes * (engagement.likes or 0)
+        + reach.engagement_reposts * (engagement.reposts or 0)
+        + reach.engagement_replies * (engagement.replies or 0)
+    )
+
+
+def _engagement(
+    post: Post, settings: UrgencySettings, context: Context | None
+) -> tuple[str, float] | None:
+    """The engagement part of reach, what and points: per hour between the last two polls
+    when the context has that growth, else per hour since posting. None when it adds nothing."""
+    reach = settings.reach
+    growth = context.growth if context is not None else None
+    if growth is not None:
+        rate, what = growth.per_hour, growth.describe()
+    elif post.engagement:
+        weight = weighted_engagement(post.engagement, settings)
         now = context.now if context else post.created_at
         hours = max(reach.min_hours, (now - post.created_at).total_seconds() / 3600)
         rate = weight / hours
-        if rate > reach.engagement_from:
-            gained = min(
-                reach.engagement_max,
-                reach.engagement_weight * math.log10(rate / reach.engagement_from),
-            )
-            if round(gained, 1) > 0:
-                what = f"{weight:,} likes/reposts/replies in {_hours(hours)} ({rate:,.0f} an hour)"
-                tally.add("reach", what, gained)
+        what = f"{weight:,.0f} likes/reposts/replies in {_hours(hours)} ({rate:,.0f} an hour)"
+    else:
+        return None
+    if rate <= reach.engagement_from:
+        return None
+    gained = min(
+        reach.engagement_max, reach.engagement_weight * math.log10(rate / reach.engagement_from)
+    )
+    return (what, gained) if round(gained, 1) > 0 else None
+
+
+def with_growth(
+    score: float,
+    labels: list[str],
+    reasons: list[str],
+    post: Post,
+    growth: Growth,
+    settings: UrgencySettings | None = None,
+) -> Urgency:
+    """An alert's urgency (its score, labels and reasons as decided) with reach taking
+    `growth` between polls: the engagement line (and its points) is replaced by the growth's,
+    put first; every other factor stands as decided. Reach counts only with `only_with`
+    labels, as in `score_post`."""
+    settings = settings or default_settings()
+    kept = [r for r in reasons if not _ENGAGEMENT_LINE.match(r)]
+    total = score
+    for line in reasons:
+        matched = _ENGAGEMENT_LINE.match(line)
+        if matched is not None:
+            points = float(matched.group(2))
+            total -= points if matched.group(1) == "+" else -points
+    found = None
+    if any(label in settings.reach.only_with for label in labels):
+        found = _engagement(post, settings, Context(now=post.created_at, growth=growth))
+    if found is None:
+        return Urgency(score, settings.levels.level_for(score), list(labels), list(reasons))
+    what, points = found
+    total = max(0.0, min(100.0, round(total + round(points, 1), 1)))
+    line = _reason("reach", what, round(points, 1))
+    return Urgency(total, settings.levels.level_for(total), list(labels), [line, *kept])
 
 
 def _hours(hours: float) -> str:

@@ -134,11 +134,22 @@ class Reach(Strict):
     followers_from: int = Field(500, ge=1)  # fewer followers add nothing
     followers_weight: float = Field(10, ge=0)  # points per tenfold above `followers_from`
     followers_max: float = Field(15, ge=0)
-    engagement_from: float = Field(20, gt=0)  # likes + 2×reposts + replies per hour
+    engagement_from: float = Field(20, gt=0)  # weighted engagement (below) per hour
     engagement_weight: float = Field(8, ge=0)  # points per tenfold above `engagement_from`
     engagement_max: float = Field(10, ge=0)
     min_hours: float = Field(1, gt=0)  # a post younger than this counts as this old
     only_with: list[str] = []
+    # engagement is likes × engagement_likes + reposts × engagement_reposts + replies × …
+    engagement_likes: float = Field(1, ge=0)
+    engagement_reposts: float = Field(2, ge=0)
+    engagement_replies: float = Field(1, ge=0)
+    #: An alerted post seen again whose weighted engagement grew at least this much per hour
+    #: since the poll before gets one follow-up, when the growth raises its level.
+    growth_alert_per_hour: float = Field(50, gt=0)
+    #: A further follow-up for the same post needs this many times the last one's growth.
+    growth_step: float = Field(2, gt=1)
+    #: Polls closer together than this count as this far apart (a webhook resent at once).
+    growth_min_minutes: float = Field(5, gt=0)
 
 
 class History(Strict):
