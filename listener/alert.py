@@ -11,6 +11,10 @@ show it as part of the parent's conversation (a Slack thread, an e-mail reply). 
 set on the one alert raised for a spike and names the posts in it. Both default to None, so
 JSON stored before they existed loads.
 
+`Progress` is what happened to an alert after it was sent (follow-ups in its thread, who
+acknowledged it), shown when its Slack message is updated. A `Digest` is one message that groups
+the alerts a route held back (digest mode, quiet hours) for one receiver.
+
 `branch_choices` are the branches a person may say the post is about instead, for the feedback
 controls in Slack (`listener.feedback`): None for an alert that takes no feedback (one about
 listener itself) and for alerts stored before feedback existed, whose JSON lacks the field.
@@ -50,8 +54,9 @@ def branch_choices(org: Organisation, branch: Branch | None) -> list[BranchChoic
     return [BranchChoice(b.id, b.name) for b in sorted(kept, key=lambda b: b.name.casefold())]
 
 
-#: FollowUp.kind: why an alert continues another one.
-FOLLOW_UP_KINDS = ("reply", "duplicate", "spike", "reach")
+#: FollowUp.kind: why an alert continues another one ("escalation": a critical alert nobody
+#: acknowledged in time, re-sent to the route's `escalate_to` receivers).
+FOLLOW_UP_KINDS = ("reply", "duplicate", "spike", "reach", "escalation")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +68,7 @@ class FollowUp:
     when the parent never reached that receiver."""
 
     parent_alert_id: int
-    kind: str  # reply | duplicate | spike | reach
+    kind: str  # reply | duplicate | spike | reach | escalation
     parent_level: str = "normal"
     parent_text: str = ""  # the parent post's text, short (untrusted)
     parent_ref: str | None = None
@@ -146,3 +151,55 @@ class AlertMessage:
             incident["members"] = [IncidentMember(**m) for m in incident.get("members", [])]
             data["incident"] = Incident(**incident)
         return cls(**data)
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """What happened to an alert since it was sent, for re-rendering its message.
+
+    `follow_ups`: follow-ups delivered to the same receiver (its thread); `highest_level`: the
+    most urgent level among them (None without follow-ups); `acked_by`/`acked_via`/`acked_at`:
+    who acknowledged it ("U123" via "slack", a login name via "cli"), None while nobody did."""
+
+    follow_ups: int = 0
+    highest_level: str | None = None
+    acked_by: str | None = None
+    acked_via: str | None = None
+    acked_at: str | None = None  # ISO 8601, UTC
+
+    @property
+    def acknowledged(self) -> bool:
+        return self.acked_at is not None
+
+
+#: Digest.reason: why the alerts were held.
+DIGEST_REASONS = ("digest", "quiet")
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """Alerts a route held for one receiver, sent as one message when `due_at` came.
+
+    `reason` is "digest" (the route's digest mode) or "quiet" (held during the route's quiet
+    hours). `alerts` are oldest first; `opened_at` is when the first was held. Times are ISO 8601
+    in UTC. `digest_id` is the idempotency key of the message, with the receiver."""
+
+    digest_id: int
+    receiver: str
+    route: str  # the route's id, e.g. "routes.toml#2" or the route's own `id`
+    reason: str
+    opened_at: str
+    due_at: str
+    alerts: list[AlertMessage] = field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        """'Digest: 12 alerts (2 critical, 3 high)' — listener's own words and numbers."""
+        counts: dict[str, int] = {}
+        for alert in self.alerts:
+            counts[alert.level] = counts.get(alert.level, 0) + 1
+        urgent = [f"{counts[level]} {level}" for level in ("critical", "high") if counts.get(level)]
+        kind = "Held during quiet hours" if self.reason == "quiet" else "Digest"
+        noun = "alert" if len(self.alerts) == 1 else "alerts"
+        extra = f" ({', '.join(urgent)})" if urgent else ""
+        return f"{kind}: {len(self.alerts)} {noun}{extra}"

@@ -74,7 +74,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import aliased
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
-from listener.alert import FOLLOW_UP_KINDS, AlertMessage
+from listener.alert import FOLLOW_UP_KINDS, AlertMessage, Progress
 from listener.conversation import Recent
 from listener.growth import GrowthWatch, Sighting, growth_between
 from listener.match import normal_handle
@@ -259,6 +259,17 @@ class SilencedDeliveryRow(SQLModel, table=True):
     __tablename__ = "silenced_deliveries"
     delivery_id: int = Field(foreign_key="outbox.id", primary_key=True)
     silence_id: int = Field(foreign_key="silences.id", index=True)
+
+
+class AckRow(SQLModel, table=True):
+    """Someone acknowledged an alert (the root of its conversation): it is being handled, so
+    its escalation is called off. The first acknowledgement stays."""
+
+    __tablename__ = "acks"
+    alert_id: int = Field(foreign_key="alerts.id", primary_key=True)
+    by: str | None = None  # a Slack user id, or a login name
+    via: str = "cli"  # slack | cli
+    acked_at: datetime
 
 
 class CursorRow(SQLModel, table=True):
@@ -726,7 +737,7 @@ class Store:
         ids = [alert_id for alert_id, _ in rows if alert_id is not None]
         roots: dict[int, int] = {}
         receivers: dict[int, list[str]] = {}
-        grown: set[int] = set()  # reach follow-ups: the same post again, not a new one
+        grown: set[int] = set()  # reach and escalation follow-ups: not new posts
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             links = session.exec(
@@ -739,7 +750,7 @@ class Store:
             )
             for child, parent, kind in links:
                 roots[child] = parent
-                if kind == "reach":
+                if kind in ("reach", "escalation"):  # the same post again
                     grown.add(child)
             sent_to = session.exec(
                 select(DeliveryRow.alert_id, DeliveryRow.receiver)
@@ -846,6 +857,90 @@ class Store:
                     DeliveryRow.status == "sent",
                 )
             ).first()
+
+    # --- acknowledgements -----------------------------------------------------------------------
+
+    def root_alert(self, alert_id: int) -> int:
+        """The alert whose conversation `alert_id` is in: itself, or the parent it follows."""
+        with Session(self.engine) as session, session.begin():
+            return self._root(session, alert_id)
+
+    def _root(self, session: Session, alert_id: int) -> int:
+        parent = session.exec(
+            select(AlertLinkRow.parent_alert_id).where(
+                AlertLinkRow.alert_id == alert_id, col(AlertLinkRow.kind).in_(FOLLOW_UP_KINDS)
+            )
+        ).first()
+        return parent if parent is not None else alert_id
+
+    def acknowledge(
+        self, alert_id: int, *, by: str | None, via: str, now: datetime | None = None
+    ) -> tuple[AckRow, bool]:
+        """Acknowledge an alert's conversation: the row for its root alert (a follow-up's
+        parent), and whether it is new (False: someone acknowledged it before; their row is
+        kept). KeyError when there is no such alert."""
+        with Session(self.engine) as session, session.begin():
+            if session.get(AlertRow, alert_id) is None:
+                raise KeyError(alert_id)
+            root = self._root(session, alert_id)
+            existing = session.get(AckRow, root)
+            if existing is not None:
+                session.expunge(existing)
+                return existing, False
+            row = AckRow(alert_id=root, by=by, via=via, acked_at=now or utcnow())
+            session.add(row)
+            session.flush()
+            session.expunge(row)
+            return row, True
+
+    def ack_of(self, alert_id: int) -> AckRow | None:
+        """The acknowledgement of the alert's conversation, if any."""
+        with Session(self.engine) as session, session.begin():
+            row = session.get(AckRow, self._root(session, alert_id))
+            if row is not None:
+                session.expunge(row)
+            return row
+
+    def alert_for_ref(self, ref: str) -> tuple[int, str] | None:
+        """(alert id, receiver) of the message a receiver answered with `ref` (Slack
+        "channel:ts"), e.g. for a reaction on that message; None when no delivery has it."""
+        with Session(self.engine) as session, session.begin():
+            found = session.exec(
+                select(DeliveryRow.alert_id, DeliveryRow.receiver)
+                .where(DeliveryRow.external_ref == ref, DeliveryRow.status == "sent")
+                .order_by(col(DeliveryRow.id))
+            ).first()
+        return None if found is None else (int(found[0]), str(found[1]))
+
+    def progress(self, alert_id: int, receiver: str | None = None) -> Progress:
+        """What happened to an alert since it was sent: its follow-ups (those delivered to
+        `receiver`, or all when None) and who acknowledged its conversation."""
+        from listener.config.model import LEVELS
+
+        with Session(self.engine) as session, session.begin():
+            query = (
+                select(AlertRow.level)
+                .join(AlertLinkRow, col(AlertLinkRow.alert_id) == col(AlertRow.id))
+                .where(
+                    AlertLinkRow.parent_alert_id == alert_id,
+                    col(AlertLinkRow.kind).in_(FOLLOW_UP_KINDS),
+                )
+            )
+            if receiver is not None:
+                query = query.join(
+                    DeliveryRow, col(DeliveryRow.alert_id) == col(AlertRow.id)
+                ).where(DeliveryRow.receiver == receiver, DeliveryRow.status == "sent")
+            levels = [str(level) for level in session.exec(query)]
+            ack = session.get(AckRow, self._root(session, alert_id))
+        ranked = [level for level in levels if level in LEVELS]
+        highest = min(ranked, key=LEVELS.index) if ranked else None
+        return Progress(
+            follow_ups=len(levels),
+            highest_level=highest,
+            acked_by=ack.by if ack else None,
+            acked_via=ack.via if ack else None,
+            acked_at=ack.acked_at.astimezone(UTC).isoformat() if ack else None,
+        )
 
     def _set_cursor(self, session: Session, key: str, value: str | None, now: datetime) -> None:
         row = session.get(CursorRow, key)

@@ -13,6 +13,19 @@ whether a retry can help:
     │                                                                 → mark failed, show reason
     └── NotifierUnavailable   build_notifier(): settings or secret missing, receiver inactive
 
+Optional methods, used when a notifier has them (the outbox checks with `getattr`):
+
+- `send_digest(digest: Digest) -> str | None`: one message for a `listener.alert.Digest`, same
+  errors as `send`. Every notifier has it.
+- `find_sent(alert: AlertMessage) -> str | None`: the reference of a message this receiver already
+  shows for the alert (Slack: looked up by the message metadata's idempotency key), asked before
+  re-sending after an attempt whose outcome is unknown (a timeout, a crash mid-send).
+- `update_parent(parent: AlertMessage, ref: str, progress: Progress) -> None`: re-render the
+  message `ref` of `parent` after a follow-up went into its thread or someone acknowledged it.
+
+The idempotency key of a delivery is `idempotency_key(alert_id, receiver)`: "alert-12:webcare";
+a digest's is "digest-3:webcare".
+
 `build_notifier` turns a configured `Receiver` into a notifier. Integrations are imported lazily
 from `_REGISTRY`, so a console-only install never imports slack_sdk or smtplib. Secrets come from
 the environment (names in config) and never appear in a notifier's repr or in error messages.
@@ -39,6 +52,7 @@ __all__ = [
     "build_notifier",
     "follow_up_line",
     "headline",
+    "idempotency_key",
     "mask_secret",
     "scrub",
 ]
@@ -58,6 +72,11 @@ class TransportError(Exception):
             f"TransportError({self.message!r}, permanent={self.permanent}, "
             f"retry_after={self.retry_after})"
         )
+
+
+def idempotency_key(alert_id: int, receiver: str, *, digest: bool = False) -> str:
+    """'alert-12:webcare-slack' (or 'digest-3:webcare-mail'): one per message and receiver."""
+    return f"{'digest' if digest else 'alert'}-{alert_id}:{receiver}"
 
 
 class NotifierUnavailable(Exception):
@@ -147,6 +166,7 @@ FOLLOW_UP_WORDS: dict[str, str] = {
     "duplicate": "repost or near-duplicate of",
     "spike": "one more post of incident",
     "reach": "reach growing fast on",
+    "escalation": "not acknowledged in time: escalation of",
 }
 
 
