@@ -217,6 +217,9 @@ class SlackSettings(Strict):
     token_env: str = "SLACK_BOT_TOKEN"
     # Slack's signing secret for POST /slack/actions (the feedback buttons), with [http] port.
     signing_secret_env: str = "SLACK_SIGNING_SECRET"
+    # An app-level token (xapp-…, scope connections:write) turns on Socket Mode: the
+    # 'Acknowledge' and feedback buttons and ✅ reactions reach listener without a public URL.
+    app_token_env: str = "SLACK_APP_TOKEN"
     base_url: str = "https://slack.com/api/"
     timeout: Duration = timedelta(seconds=15)
 

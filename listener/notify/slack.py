@@ -53,7 +53,7 @@ from slack_sdk.models.blocks import (
     StaticSelectElement,
 )
 
-from listener.alert import AlertMessage
+from listener.alert import AlertMessage, Progress
 from listener.config.model import MainFile, Receiver
 from listener.notify import (
     NotifierUnavailable,
@@ -118,6 +118,7 @@ USER_ID = re.compile(r"^[UW][A-Z0-9]{2,30}$")  # a Slack user id, safe inside <@
 ACTION_NOT_RELEVANT = "feedback_not_relevant"
 ACTION_RELEVANT = "feedback_relevant"
 ACTION_WRONG_BRANCH = "feedback_wrong_branch"
+ACTION_ACK = "acknowledge"  # the 'Acknowledge' button (value: the alert id)
 NO_BRANCH_LABEL = "No particular branch"
 
 
@@ -347,8 +348,11 @@ def _incident_blocks(alert: AlertMessage) -> list[Block]:
     return blocks
 
 
-def build_blocks(alert: AlertMessage, judged: FeedbackRow | None = None) -> list[Block]:
-    """The alert's blocks; with `judged` (the newest feedback), as updated after a click."""
+def build_blocks(
+    alert: AlertMessage, judged: FeedbackRow | None = None, progress: Progress | None = None
+) -> list[Block]:
+    """The alert's blocks; with `judged` (the newest feedback), as updated after a click; with
+    `progress`, as updated after follow-ups or an acknowledgement."""
     post = alert.post
     if alert.incident is not None:
         return _incident_blocks(alert)
