@@ -128,6 +128,7 @@ def run(
                     + "; "
                     f"{delivered.sent} delivered, {delivered.failed} failed, "
                     f"{left} left in the outbox"
+                    + (f", {held} held for a digest" if (held := counts.get("held", 0)) else "")
                 )
             )
         else:
@@ -655,6 +656,87 @@ def feedback(
     if row.verdict == "wrong-branch":
         said += f": it is about {row.branch or 'the organisation, no particular branch'}"
     out.print(Text(f"alert {alert_id} ({where}, search {alert.search}): marked {said}"))
+
+
+@app.command()
+def ack(
+    alert_id: Annotated[
+        int, typer.Argument(metavar="ALERT_ID", help="The alert's number ('listener alert #12').")
+    ],
+    by: Annotated[
+        str | None, typer.Option("--by", help="Who is handling it (default: your user name).")
+    ] = None,
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Acknowledge an alert: someone is handling it, so its escalation stops.
+
+    The acknowledgement is for the alert's conversation: a follow-up's acknowledges the alert
+    it follows. The first acknowledgement stays (Slack's 'Acknowledge' button and a ✅ reaction
+    record one too). When config.toml has [slack] and its bot token (token_env) is set, the
+    conversation's Slack messages are updated to say who acknowledged it; when that fails, a
+    warning says so and the acknowledgement is kept. Exit code 1 for an alert the database lacks.
+    """
+    import os
+    from zoneinfo import ZoneInfo
+
+    cfg = _load(config)
+    zone = ZoneInfo(cfg.main.timezone)
+    who = by or _user_name()
+    store = _open_store(cfg)
+    try:
+        try:
+            if not 0 < alert_id < 2**63:  # SQLite's integers
+                raise KeyError(alert_id)
+            row, new = store.acknowledge(alert_id, by=who, via="cli", now=datetime.now(UTC))
+        except KeyError:
+            err.print(Text(f"there is no alert {alert_id} in {_safe_url(cfg.database_url)}"))
+            raise typer.Exit(1) from None
+        root = row.alert_id
+        conversation = f" (conversation of alert {root})" if root != alert_id else ""
+        if not new:
+            acked_at = row.acked_at if row.acked_at.tzinfo else row.acked_at.replace(tzinfo=UTC)
+            out.print(
+                Text(
+                    f"alert {alert_id}{conversation} was already acknowledged by "
+                    f"{row.by or 'someone'} via {row.via} at {_local(acked_at, zone)}"
+                )
+            )
+            return
+        out.print(Text(f"alert {alert_id} acknowledged{conversation} by {row.by or 'someone'}"))
+        _ack_in_slack(cfg, store, root, os.environ)
+    finally:
+        store.close()
+
+
+def _ack_in_slack(cfg: Config, store: Store, root: int, env: Mapping[str, str]) -> None:
+    """chat.update each Slack message of alert `root` so it shows the acknowledgement; failures
+    are warnings (by Slack's error code or the exception's type, never the token)."""
+    import http.client
+
+    from slack_sdk.errors import SlackApiError, SlackClientError
+
+    from listener.feedback import slack_client, slack_error, split_ref, update_message
+
+    client = slack_client(cfg, env)
+    if client is None:
+        return
+    for receiver in cfg.receivers.values():
+        if receiver.type != "slack":
+            continue
+        ref = store.delivery_ref(root, receiver.id)
+        where = split_ref(ref) if ref else None
+        if where is None:
+            continue
+        try:
+            update_message(store, client, root, *where)
+        except SlackApiError as exc:
+            reason = slack_error(exc)
+        except (SlackClientError, OSError, http.client.HTTPException) as exc:
+            reason = type(exc).__name__
+        else:
+            out.print(Text(f"updated the Slack message in {receiver.id}"))
+            continue
+        err.print(Text(f"warning: could not update the Slack message in {receiver.id}: {reason}"))
 
 
 silence_app = typer.Typer(

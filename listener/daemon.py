@@ -6,7 +6,8 @@ posts it already has are not decided again, but their counts are saved as a new 
 snapshot there, and an alerted one growing fast gets a follow-up (`listener.growth`);
 a failing source is logged with its reason and backs off (doubling, up to `source_backoff.max`,
 or the server's Retry-After) while the others keep running. Delivery runs in its own thread,
-woken as soon as a poll saved alerts and every `outbox.every` for retries.
+woken as soon as a poll saved alerts and every `outbox.every` for retries, escalations and
+digests that come due (the routes' modes, quiet hours and escalation: `listener.dispatch`).
 
 `run_once` polls every source until it has nothing more, then drains the outbox: what
 `listener run --once` does. `run_forever` uses APScheduler with a first run at start-up, grace
@@ -15,7 +16,9 @@ as a whole, and the outbox keeps whatever was not delivered. It also prunes the 
 `[retention] posts` at start and every `[retention] every` (posts that were alerted stay), so
 `listener backtest --since` has recent posts to replay and the database does not grow for ever.
 With `[report] weekly` it mails the report on the last 7 days (`send_weekly_report`), retrying
-a transient failure with the outbox's backoff in a one-off job.
+a transient failure with the outbox's backoff in a one-off job. With `[slack]` and an app token
+(`SLACK_APP_TOKEN`) it holds a Socket Mode connection (`listener.slack_socket`), so the
+'Acknowledge' and feedback buttons and ✅ reactions reach it without a public URL.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from typing import Any
 
 from listener.alert import AlertMessage
 from listener.config import Config
+from listener.dispatch import Dispatcher
 from listener.feedback import slack_actions
 from listener.geo.nominatim import ProfileGeocoder
 from listener.growth import GrowthWatch
@@ -41,6 +45,7 @@ from listener.outbox import Deliverer, RoundResult
 from listener.pipeline import CONSOLE_FALLBACK, Classifier, HistoryLookup
 from listener.post import Post
 from listener.route import route
+from listener.slack_socket import slack_socket
 from listener.sources import Source, SourceError, SourceUnavailable, build_sources
 from listener.sources.webhook import IngestEndpoint
 from listener.spikes import Grouper
@@ -156,6 +161,7 @@ class Daemon:
     health: SourceHealth | None = None
     grouper: Grouper | None = None  # conversations and spikes ([spikes])
     reach: GrowthWatch | None = None  # follow-ups for alerted posts growing fast ([reach])
+    dispatch: Dispatcher | None = None  # digests, quiet hours and escalation of the routes
     jitter: Callable[[], float] = field(default=lambda: random.uniform(0.9, 1.1))
     stop_event: threading.Event = field(default_factory=threading.Event)
     wake_delivery: threading.Event = field(default_factory=threading.Event)
@@ -191,6 +197,7 @@ class Daemon:
             health=SourceHealth(store),
             grouper=grouper,
             reach=GrowthWatch(config.urgency, grouper.route),
+            dispatch=Dispatcher(config.routes, config.main.timezone, active=set(notifiers)),
         )
 
     def stopping(self) -> bool:
@@ -242,6 +249,7 @@ class Daemon:
                 grouper=self.grouper,
                 seen=seen,
                 reach=self.reach,
+                dispatch=self.dispatch,
             )
             result.new_posts += saved.new_posts
             result.alerts += saved.alerts
@@ -451,6 +459,7 @@ class Daemon:
             grouper=self.grouper,
             seen=seen,
             reach=self.reach,
+            dispatch=self.dispatch,
         )
         if saved.alerts or saved.follow_ups:
             self.wake_delivery.set()
@@ -534,6 +543,10 @@ class Daemon:
             misfire_grace_time=max(1, int(every)),
         )
         self.schedule_weekly_report(scheduler)
+        socket = slack_socket(self.config, self.store, os.environ, clock=self.clock)
+        if socket is not None:  # Acknowledge, feedback and ✅ without a public URL
+            socket.start()
+            self._on_stop.append(socket.close)
         server = self.http_server()
         if server is not None:
             server.start()

@@ -11,6 +11,17 @@ same round, so its alerts stay in order.
 A follow-up (`AlertMessage.follow_up`) is sent with its parent's external reference for the same
 receiver filled in, so Slack threads it under the parent's message and e-mail answers the
 parent's Message-ID; the parent comes earlier in that receiver's queue, so it was tried first.
+Once a follow-up is in the thread, a notifier with `update_parent` re-renders the parent's
+message (its header counts the follow-ups); a failure there is logged, the follow-up stays sent.
+
+Nothing doubled where the receiver can tell: when an earlier attempt may have reached the
+receiver (a timeout or another error without Retry-After, or a crash mid-send whose lease ran
+out), a notifier with `find_sent` is asked first; if it finds the message by its idempotency key
+(Slack: the message metadata), the row is marked sent with that reference instead of re-sent.
+
+Each round also escalates what is due (`Store.escalate_due`: critical alerts nobody
+acknowledged) and sends the digests that are due (`send_digest`, one message for the alerts a
+route held; retried and failed like a single alert, all its alerts at once).
 """
 
 from __future__ import annotations
@@ -21,10 +32,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from listener.alert import AlertMessage
+from listener.alert import AlertMessage, Digest
 from listener.config.model import OutboxSettings
 from listener.notify import Notifier, TransportError
-from listener.store import Store, utcnow
+from listener.store import UNKNOWN_OUTCOME, ClaimedDigest, Store, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +45,18 @@ class RoundResult:
     sent: int = 0
     retried: int = 0
     failed: int = 0
+    digests: int = 0  # digests sent (their alerts are not in `sent`)
+    escalated: int = 0
+    found: int = 0  # sent before all along: found by the receiver's idempotency lookup
     skipped_receivers: set[str] = field(default_factory=set)
 
     def add(self, other: RoundResult) -> None:
         self.sent += other.sent
         self.retried += other.retried
         self.failed += other.failed
+        self.digests += other.digests
+        self.escalated += other.escalated
+        self.found += other.found
 
 
 class Deliverer:
@@ -58,8 +75,21 @@ class Deliverer:
         self.clock = clock
 
     def deliver_due(self, stop: Callable[[], bool] = lambda: False) -> RoundResult:
-        """One round: every row due now, oldest first."""
+        """One round: escalations due, every row due now (oldest first), then due digests."""
         result = RoundResult()
+        escalated, called_off = self.store.escalate_due(self.clock())
+        result.escalated += escalated
+        if escalated or called_off:
+            log.warning(
+                "escalation: %d critical alert(s) not acknowledged in time re-sent, %d called off",
+                escalated,
+                called_off,
+            )
+        self._deliver_rows(result, stop)
+        self._deliver_digests(result, stop)
+        return result
+
+    def _deliver_rows(self, result: RoundResult, stop: Callable[[], bool]) -> None:
         while not stop():
             rows = self.store.due(self.clock(), limit=100)
             rows = [r for r in rows if r.receiver not in result.skipped_receivers]
@@ -74,11 +104,23 @@ class Deliverer:
                     continue  # another worker has it
                 progressed = True
                 self._deliver(
-                    claimed.delivery_id, claimed.receiver, claimed.attempts, claimed.message, result
+                    claimed.delivery_id,
+                    claimed.receiver,
+                    claimed.attempts,
+                    claimed.message,
+                    result,
+                    unclear=claimed.unclear,
                 )
             if not progressed:
                 break
-        return result
+
+    def _deliver_digests(self, result: RoundResult, stop: Callable[[], bool]) -> None:
+        for digest in self.store.due_digests(self.clock()):
+            if stop():
+                return
+            claimed = self.store.claim_digest(digest.id or 0, self.clock(), self.settings.lease)
+            if claimed is not None:
+                self._send_digest(claimed, result)
 
     def drain(
         self, timeout: timedelta | None = None, stop: Callable[[], bool] = lambda: False
@@ -95,16 +137,35 @@ class Deliverer:
         return total
 
     def _deliver(
-        self, delivery_id: int, receiver: str, attempts: int, message: str, result: RoundResult
+        self,
+        delivery_id: int,
+        receiver: str,
+        attempts: int,
+        message: str,
+        result: RoundResult,
+        *,
+        unclear: bool = False,
     ) -> None:
         now = self.clock()
         notifier = self.notifiers.get(receiver)
         if notifier is None:
             reason = self.unavailable.get(receiver, f"receiver {receiver!r} is not configured")
-            self._retry(delivery_id, receiver, attempts, reason, None, result)
+            self._retry(delivery_id, receiver, attempts, reason, None, result, unclear=False)
             return
         try:
             alert = self._with_parent_ref(AlertMessage.from_json(message), receiver)
+            find_sent = getattr(notifier, "find_sent", None)
+            ref = find_sent(alert) if unclear and find_sent is not None else None
+            if ref is not None:
+                self.store.mark_sent(delivery_id, ref, now)
+                result.found += 1
+                log.warning(
+                    "delivery %s to %s had reached it before (found %s): not sent again",
+                    delivery_id,
+                    receiver,
+                    ref,
+                )
+                return
             ref = notifier.send(alert)
         except TransportError as exc:
             if exc.permanent:
@@ -125,6 +186,108 @@ class Deliverer:
         self.store.mark_sent(delivery_id, ref, now)
         result.sent += 1
         log.info("alert delivered: delivery %s to %s (%s)", delivery_id, receiver, ref or "ok")
+        self._update_parent(notifier, alert, receiver)
+
+    def _update_parent(self, notifier: Notifier, alert: AlertMessage, receiver: str) -> None:
+        """After a follow-up went into its parent's thread: re-render the parent's message."""
+        update = getattr(notifier, "update_parent", None)
+        follow = alert.follow_up
+        if update is None or follow is None or not follow.parent_ref:
+            return
+        parent_id = follow.parent_alert_id
+        parent = self.store.alert(parent_id)
+        if parent is None or not parent.message:
+            return
+        try:
+            update(
+                AlertMessage.from_json(parent.message),
+                follow.parent_ref,
+                self.store.progress(parent_id, receiver),
+                self.store.latest_feedback(parent_id),
+            )
+        except TransportError as exc:
+            log.warning("alert %s on %s: header not updated: %s", parent_id, receiver, exc.message)
+        except Exception:  # the follow-up is delivered; a bug here must not undo that
+            log.exception("alert %s on %s: updating the message crashed", parent_id, receiver)
+
+    def _send_digest(self, claimed: ClaimedDigest, result: RoundResult) -> None:
+        receiver, digest_id = claimed.receiver, claimed.digest_id
+        notifier = self.notifiers.get(receiver)
+        send = getattr(notifier, "send_digest", None)
+        if notifier is None or send is None:
+            reason = self.unavailable.get(receiver, f"receiver {receiver!r} cannot send digests")
+            self._retry_digest(claimed, reason, None, result)
+            return
+        digest = Digest(
+            digest_id=digest_id,
+            receiver=receiver,
+            route=claimed.route,
+            reason=claimed.reason,
+            opened_at=claimed.opened_at.isoformat(),
+            due_at=claimed.due_at.isoformat(),
+            alerts=[AlertMessage.from_json(text) for text in claimed.messages if text],
+        )
+        try:
+            find_sent = getattr(notifier, "find_sent_digest", None)
+            ref = find_sent(digest) if claimed.unclear and find_sent is not None else None
+            if ref is None:
+                ref = send(digest)
+            else:
+                log.warning("digest %s had reached %s before (%s)", digest_id, receiver, ref)
+        except TransportError as exc:
+            if exc.permanent:
+                self.store.mark_digest_failed(digest_id, exc.message)
+                result.failed += len(digest.alerts)
+                log.error("digest %s to %s failed for good: %s", digest_id, receiver, exc.message)
+            else:
+                error = (
+                    exc.message if exc.retry_after is not None else UNKNOWN_OUTCOME + exc.message
+                )
+                self._retry_digest(claimed, error, exc.retry_after, result)
+            return
+        except Exception as exc:
+            log.exception("digest %s to %s crashed", digest_id, receiver)
+            error = f"{UNKNOWN_OUTCOME}{type(exc).__name__}: {exc}"
+            self._retry_digest(claimed, error, None, result)
+            return
+        self.store.mark_digest_sent(digest_id, ref, self.clock())
+        result.digests += 1
+        log.info(
+            "digest %s delivered to %s: %d alert(s) (%s)",
+            digest_id,
+            receiver,
+            len(digest.alerts),
+            ref or "ok",
+        )
+
+    def _retry_digest(
+        self, claimed: ClaimedDigest, error: str, retry_after: float | None, result: RoundResult
+    ) -> None:
+        digest_id, receiver = claimed.digest_id, claimed.receiver
+        if claimed.attempts >= self.settings.max_attempts:
+            self.store.mark_digest_failed(
+                digest_id, f"gave up after {claimed.attempts} attempts: {error}"
+            )
+            result.failed += len(claimed.messages)
+            log.error("digest %s to %s: gave up: %s", digest_id, receiver, error)
+            return
+        wait = self._wait(claimed.attempts, retry_after)
+        self.store.mark_digest_retry(digest_id, error, self.clock() + wait)
+        result.retried += 1
+        log.warning(
+            "digest %s to %s will be retried in %.0fs: %s",
+            digest_id,
+            receiver,
+            wait.total_seconds(),
+            error,
+        )
+
+    def _wait(self, attempts: int, retry_after: float | None) -> timedelta:
+        if retry_after is not None:
+            return timedelta(seconds=max(0.0, retry_after))
+        backoff = self.settings.backoff
+        wait: timedelta = min(backoff.initial * (2 ** min(max(0, attempts - 1), 32)), backoff.max)
+        return wait
 
     def _with_parent_ref(self, alert: AlertMessage, receiver: str) -> AlertMessage:
         """A follow-up, with where its parent went to this receiver (Slack "channel:ts", an
@@ -143,7 +306,12 @@ class Deliverer:
         error: str,
         retry_after: float | None,
         result: RoundResult,
+        *,
+        unclear: bool = True,
     ) -> None:
+        """Try again later (after `retry_after` or the backoff), or give up after max_attempts.
+        `unclear`: the attempt may have reached the receiver (it was sent, and no Retry-After
+        said "not now"), so the next attempt asks the receiver first (`find_sent`)."""
         result.skipped_receivers.add(receiver)
         if attempts >= self.settings.max_attempts:
             self.store.mark_failed(delivery_id, f"gave up after {attempts} attempts: {error}")
@@ -156,11 +324,9 @@ class Deliverer:
                 error,
             )
             return
-        if retry_after is not None:
-            wait = timedelta(seconds=max(0.0, retry_after))
-        else:
-            backoff = self.settings.backoff
-            wait = min(backoff.initial * (2 ** max(0, attempts - 1)), backoff.max)
+        wait = self._wait(attempts, retry_after)
+        if unclear and retry_after is None and not error.startswith(UNKNOWN_OUTCOME):
+            error = UNKNOWN_OUTCOME + error  # no "not now" from the receiver: it may have it
         self.store.mark_retry(delivery_id, error, self.clock() + wait)
         result.retried += 1
         log.warning(

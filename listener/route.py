@@ -9,6 +9,9 @@ first matching route wins unless it says `continue = true`, as in Prometheus Ale
 An alert that no route matches goes to the `default` receiver when an alerts file names one,
 and is dropped (not alerted, the decision still stored) when none does.
 
+`routes_of` says which route sent an alert to a given receiver (the first in route order that
+lists it), so `listener.dispatch` can apply that route's mode, quiet hours and escalation.
+
 Receivers that cannot deliver (no Slack token in the environment, no SMTP settings) are left out
 by the caller and reported by `listener check`; if that leaves an alert with no receiver at all
 it goes to the console, so nothing routed is silently dropped.
@@ -87,4 +90,36 @@ def route(
         chosen = [default]
     if active is not None:
         chosen = [r for r in chosen if r in active]
+    return chosen
+
+
+def routes_of(
+    routes: Sequence[Route],
+    *,
+    org: str,
+    search: str,
+    level: str,
+    branch: str | None = None,
+    labels: Collection[str] = (),
+    source: str | None = None,
+) -> dict[str, Route]:
+    """receiver id → the route that sends the alert there: the first matching route (following
+    `continue`) that lists the receiver. A receiver the alert reaches only as the default (or
+    as the console fallback) is not in it: it gets the alert at once."""
+    chosen: dict[str, Route] = {}
+    for candidate in routes:
+        if not matches(
+            candidate,
+            org=org,
+            search=search,
+            level=level,
+            branch=branch,
+            labels=labels,
+            source=source,
+        ):
+            continue
+        for receiver in candidate.receivers:
+            chosen.setdefault(receiver, candidate)
+        if not candidate.continue_:
+            break
     return chosen

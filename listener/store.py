@@ -56,7 +56,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -74,7 +74,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import aliased
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
-from listener.alert import FOLLOW_UP_KINDS, AlertMessage, Progress
+from listener.alert import FOLLOW_UP_KINDS, AlertMessage, FollowUp, Progress
 from listener.conversation import Recent
 from listener.growth import GrowthWatch, Sighting, growth_between
 from listener.match import normal_handle
@@ -83,6 +83,9 @@ from listener.silence import Silence, parse_matcher, silencing
 from listener.spikes import Grouper, OpenIncident, Placement
 from listener.urgency.context import AuthorHistory
 from listener.urgency.settings import default_settings
+
+if TYPE_CHECKING:
+    from listener.dispatch import Dispatcher, Hold
 
 
 def utcnow() -> datetime:
@@ -127,6 +130,11 @@ class EngagementSnapshotRow(SQLModel, table=True):
 
 #: The source of the stand-in posts that reach follow-ups' alert rows name.
 REACH_SOURCE = "listener:reach"
+ESCALATION_SOURCE = "listener:escalation"
+STAND_IN_SOURCES = (REACH_SOURCE, ESCALATION_SOURCE)  # posts that are not posts
+#: An outbox row's last_error starts so when the receiver may have got the alert after all
+#: (a timeout, a reset, a crash mid-send): the next attempt asks the receiver first.
+UNKNOWN_OUTCOME = "outcome unknown: "
 
 
 class DecisionRow(SQLModel, table=True):
@@ -167,7 +175,7 @@ class DeliveryRow(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     alert_id: int = Field(foreign_key="alerts.id", index=True)
     receiver: str
-    # pending | sending | sent | failed | silenced
+    # pending | sending | sent | failed | silenced | held (in a digest, `digest_items`)
     status: str = Field(default="pending", index=True)
     attempts: int = 0
     next_attempt_at: datetime
@@ -261,6 +269,50 @@ class SilencedDeliveryRow(SQLModel, table=True):
     silence_id: int = Field(foreign_key="silences.id", index=True)
 
 
+class DigestRow(SQLModel, table=True):
+    """Alerts a route held for one receiver (`listener.dispatch`), sent as one message at
+    `due_at`. `open` while it collects and waits (and between retries), then `sending`
+    (claimed, with a lease), `sent` or `failed`."""
+
+    __tablename__ = "digests"
+    __table_args__ = (Index("ix_digests_bucket", "receiver", "route", "status", "due_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    receiver: str
+    route: str
+    reason: str  # digest | quiet
+    status: str = Field(default="open", index=True)
+    due_at: datetime = Field(index=True)
+    opened_at: datetime
+    attempts: int = 0
+    next_attempt_at: datetime | None = None  # after a failed attempt
+    lease_until: datetime | None = None
+    last_error: str | None = None
+    external_ref: str | None = None
+    sent_at: datetime | None = None
+
+
+class DigestItemRow(SQLModel, table=True):
+    """An outbox row (status `held`) waiting in a digest."""
+
+    __tablename__ = "digest_items"
+    delivery_id: int = Field(foreign_key="outbox.id", primary_key=True)
+    digest_id: int = Field(foreign_key="digests.id", index=True)
+
+
+class EscalationRow(SQLModel, table=True):
+    """A critical alert that goes to `receivers` (JSON list) at `due_at` unless acknowledged by
+    then: `pending`, then `sent` (with the follow-up alert it raised) or `called-off`."""
+
+    __tablename__ = "escalations"
+    alert_id: int = Field(foreign_key="alerts.id", primary_key=True)
+    route: str
+    due_at: datetime = Field(index=True)
+    receivers: str
+    status: str = Field(default="pending", index=True)
+    decided_at: datetime | None = None
+    follow_up_id: int | None = None
+
+
 class AckRow(SQLModel, table=True):
     """Someone acknowledged an alert (the root of its conversation): it is being handled, so
     its escalation is called off. The first acknowledgement stays."""
@@ -305,6 +357,7 @@ class SaveResult:
     follow_ups: int = 0  # reach follow-ups included
     incidents: int = 0
     silenced: int = 0  # alerts (follow-ups included) whose deliveries a silence held back
+    held: int = 0  # deliveries held for a digest or quiet hours
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,6 +367,27 @@ class Claimed:
     receiver: str
     attempts: int
     message: str
+    unclear: bool = False  # an earlier attempt may have reached the receiver
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedDigest:
+    digest_id: int
+    receiver: str
+    route: str
+    reason: str
+    opened_at: datetime
+    due_at: datetime
+    attempts: int
+    messages: list[str]  # the held alerts' JSON, oldest first
+    unclear: bool = False  # an earlier attempt may have reached the receiver
+
+
+@dataclass(slots=True)
+class _Written:
+    deliveries: int = 0
+    held: int = 0
+    silenced: bool = False
 
 
 def make_engine(url: str) -> Engine:
@@ -373,15 +447,18 @@ class Store:
         grouper: Grouper | None = None,
         seen: Sequence[Post] = (),
         reach: GrowthWatch | None = None,
+        dispatch: Dispatcher | None = None,
     ) -> SaveResult:
         """Save new posts, decisions, alerts, outbox rows and the cursor: all or nothing. With a
         `grouper`, a new alert may become a follow-up of an earlier one or an incident. An
         alert that an active silence matches gets `silenced` outbox rows (`deliveries` counts
         only the rows to deliver). `seen` are posts of the batch the store already has: their
         counts are a new engagement snapshot, and with `reach`, an alerted one growing fast gets
-        a follow-up (`_seen_again`)."""
+        a follow-up (`_seen_again`). With `dispatch`, deliveries a route holds (digest mode,
+        quiet hours) are written `held`, in a digest (`_hold`), and a critical alert whose route
+        escalates gets an `escalations` row."""
         now = now or utcnow()
-        new_posts = alerts = deliveries = follow_ups = incidents = silenced = 0
+        new_posts = alerts = deliveries = follow_ups = incidents = silenced = held = 0
         active: list[Silence] | None = None  # read when the first alert needs them
         with Session(self.engine) as session, session.begin():
             for item in decided:
@@ -471,30 +548,97 @@ class Store:
                     self._open_incident(session, row, placed, now)
                 if active is None:
                     active = self._active_silences(session, now)
-                silence = silencing(active, message, now) if active else None
-                silenced += silence is not None
-                for receiver in receivers:
-                    delivery = DeliveryRow(
-                        alert_id=row.id,
-                        receiver=receiver,
-                        status="pending" if silence is None else "silenced",
-                        next_attempt_at=now,
-                        created_at=now,
-                    )
-                    session.add(delivery)
-                    if silence is None:
-                        deliveries += 1
-                        continue
-                    session.flush()
-                    assert delivery.id is not None
-                    session.add(SilencedDeliveryRow(delivery_id=delivery.id, silence_id=silence.id))
+                written = self._write_deliveries(
+                    session, row.id, message, receivers, now, active, dispatch
+                )
+                deliveries += written.deliveries
+                held += written.held
+                silenced += written.silenced
             for again in {post.id: post for post in seen}.values():
-                grown = self._seen_again(session, again, now, reach)
+                grown = self._seen_again(session, again, now, reach, dispatch)
                 follow_ups += grown.follow_ups
                 deliveries += grown.deliveries
                 silenced += grown.silenced
+                held += grown.held
             self._set_cursor(session, source_key, cursor, now)
-        return SaveResult(new_posts, alerts, deliveries, follow_ups, incidents, silenced)
+        return SaveResult(new_posts, alerts, deliveries, follow_ups, incidents, silenced, held)
+
+    def _write_deliveries(
+        self,
+        session: Session,
+        alert_id: int,
+        message: AlertMessage,
+        receivers: Sequence[str],
+        now: datetime,
+        active: Sequence[Silence],
+        dispatch: Dispatcher | None,
+    ) -> _Written:
+        """One outbox row per receiver: `silenced` when an active silence matches the alert,
+        else `held` in a digest when the route holds it (`dispatch`), else `pending`; and the
+        alert's escalation when its route has one (not for silenced alerts)."""
+        written = _Written()
+        silence = silencing(active, message, now) if active else None
+        plan = dispatch.plan(message, receivers, now) if dispatch is not None else None
+        for receiver in receivers:
+            hold = plan.holds.get(receiver) if plan is not None else None
+            status = "silenced" if silence is not None else "held" if hold else "pending"
+            delivery = DeliveryRow(
+                alert_id=alert_id,
+                receiver=receiver,
+                status=status,
+                next_attempt_at=now,
+                created_at=now,
+            )
+            session.add(delivery)
+            if status == "pending":
+                written.deliveries += 1
+                continue
+            session.flush()
+            assert delivery.id is not None
+            if silence is not None:
+                session.add(SilencedDeliveryRow(delivery_id=delivery.id, silence_id=silence.id))
+            elif hold is not None:
+                written.held += 1
+                self._hold(session, delivery.id, receiver, hold, now)
+        written.silenced = silence is not None
+        if silence is None and plan is not None and plan.escalation is not None:
+            escalation = plan.escalation
+            session.add(
+                EscalationRow(
+                    alert_id=alert_id,
+                    route=escalation.route,
+                    due_at=escalation.due_at,
+                    receivers=json.dumps(list(escalation.receivers)),
+                )
+            )
+        return written
+
+    def _hold(
+        self, session: Session, delivery_id: int, receiver: str, hold: Hold, now: datetime
+    ) -> None:
+        """Put a delivery in the open digest of its receiver, route and due time (a new one
+        when there is none yet)."""
+        digest = session.exec(
+            select(DigestRow).where(
+                DigestRow.receiver == receiver,
+                DigestRow.route == hold.route,
+                DigestRow.status == "open",
+                DigestRow.due_at == hold.due_at,
+                DigestRow.reason == hold.reason,
+            )
+        ).first()
+        if digest is None:
+            digest = DigestRow(
+                receiver=receiver,
+                route=hold.route,
+                reason=hold.reason,
+                due_at=hold.due_at,
+                opened_at=now,
+            )
+            session.add(digest)
+            session.flush()
+        assert digest.id is not None
+        session.add(DigestItemRow(delivery_id=delivery_id, digest_id=digest.id))
 
     # --- silences ------------------------------------------------------------------------------
 
@@ -592,7 +736,12 @@ class Store:
     # --- reach that grows between polls --------------------------------------------------------
 
     def _seen_again(
-        self, session: Session, post: Post, now: datetime, reach: GrowthWatch | None
+        self,
+        session: Session,
+        post: Post,
+        now: datetime,
+        reach: GrowthWatch | None,
+        dispatch: Dispatcher | None = None,
     ) -> SaveResult:
         """Snapshot the counts of a post the store already has (none when the source gives no
         counts); with `reach`, write the follow-ups its growth since the last snapshot is worth
@@ -619,7 +768,7 @@ class Store:
         raised_before = [r.per_hour for r in earlier if r.raised and r.per_hour is not None]
         if reach is None or growth.per_hour < reach.bar(raised_before):
             return nothing
-        follow_ups = deliveries = silenced = 0
+        follow_ups = deliveries = silenced = held = 0
         stand_in = f"{post.id}#reach{len(raised_before) + 1}"
         for alert in self._alerts_of(session, post.id):
             raised = reach.follow_up(alert, post, growth, raised_before)
@@ -655,24 +804,13 @@ class Store:
             follow_ups += 1
             snapshot.raised = True
             active = self._active_silences(session, now)
-            silence = silencing(active, message, now) if active else None
-            silenced += silence is not None
-            for receiver in raised.receivers:
-                delivery = DeliveryRow(
-                    alert_id=row.id,
-                    receiver=receiver,
-                    status="pending" if silence is None else "silenced",
-                    next_attempt_at=now,
-                    created_at=now,
-                )
-                session.add(delivery)
-                if silence is None:
-                    deliveries += 1
-                    continue
-                session.flush()
-                assert delivery.id is not None
-                session.add(SilencedDeliveryRow(delivery_id=delivery.id, silence_id=silence.id))
-        return SaveResult(0, 0, deliveries, follow_ups, silenced=silenced)
+            written = self._write_deliveries(
+                session, row.id, message, raised.receivers, now, active, dispatch
+            )
+            deliveries += written.deliveries
+            held += written.held
+            silenced += written.silenced
+        return SaveResult(0, 0, deliveries, follow_ups, silenced=silenced, held=held)
 
     def _alerts_of(self, session: Session, post_id: str) -> list[Recent]:
         """The post's own alerts (not listener's), each with the thread it is in and its
@@ -932,6 +1070,8 @@ class Store:
                 ).where(DeliveryRow.receiver == receiver, DeliveryRow.status == "sent")
             levels = [str(level) for level in session.exec(query)]
             ack = session.get(AckRow, self._root(session, alert_id))
+            if ack is not None:
+                session.expunge(ack)
         ranked = [level for level in levels if level in LEVELS]
         highest = min(ranked, key=LEVELS.index) if ranked else None
         return Progress(
@@ -939,7 +1079,7 @@ class Store:
             highest_level=highest,
             acked_by=ack.by if ack else None,
             acked_via=ack.via if ack else None,
-            acked_at=ack.acked_at.astimezone(UTC).isoformat() if ack else None,
+            acked_at=_utc(ack.acked_at).isoformat() if ack else None,
         )
 
     def _set_cursor(self, session: Session, key: str, value: str | None, now: datetime) -> None:
@@ -1018,7 +1158,10 @@ class Store:
         with Session(self.engine) as session, session.begin():
             rows = session.exec(
                 select(PostRow.data)
-                .where(col(PostRow.created_at) >= since, col(PostRow.source) != REACH_SOURCE)
+                .where(
+                    col(PostRow.created_at) >= since,
+                    col(PostRow.source).not_in(STAND_IN_SOURCES),
+                )
                 .order_by(col(PostRow.created_at), col(PostRow.id))
             ).all()
         return [Post.from_dict(json.loads(data)) for data in rows]
@@ -1079,6 +1222,18 @@ class Store:
             session.expunge(row)
             return row
 
+    def latest_feedback(self, alert_id: int) -> FeedbackRow | None:
+        """The newest feedback on an alert, if any."""
+        with Session(self.engine) as session, session.begin():
+            row = session.exec(
+                select(FeedbackRow)
+                .where(FeedbackRow.alert_id == alert_id)
+                .order_by(col(FeedbackRow.id).desc())
+            ).first()
+            if row is not None:
+                session.expunge(row)
+            return row
+
     def feedback(self, since: datetime | None = None) -> list[FeedbackRow]:
         """The newest feedback row of each alert (only alerts created since `since`, if given)."""
         with Session(self.engine) as session, session.begin():
@@ -1123,8 +1278,14 @@ class Store:
             return rows
 
     def claim(self, delivery_id: int, now: datetime, lease: timedelta) -> Claimed | None:
-        """Take one outbox row for delivery, or None if another worker has it."""
+        """Take one outbox row for delivery, or None if another worker has it. `unclear` on
+        the result: an earlier attempt may have reached the receiver (its lease ran out while
+        sending, or it ended in an error of UNKNOWN_OUTCOME)."""
         with Session(self.engine) as session, session.begin():
+            before = session.get(DeliveryRow, delivery_id)
+            unclear = before is not None and (
+                before.status == "sending" or (before.last_error or "").startswith(UNKNOWN_OUTCOME)
+            )
             result = session.exec(
                 update(DeliveryRow)
                 .where(DeliveryRow.id == delivery_id, _claimable(now))  # type: ignore[arg-type]
@@ -1140,7 +1301,14 @@ class Store:
             assert row is not None
             alert = session.get(AlertRow, row.alert_id)
             assert alert is not None
-            return Claimed(row.id or 0, row.alert_id, row.receiver, row.attempts, alert.message)
+            return Claimed(
+                row.id or 0,
+                row.alert_id,
+                row.receiver,
+                row.attempts,
+                alert.message,
+                unclear=unclear,
+            )
 
     def mark_sent(self, delivery_id: int, ref: str | None, now: datetime) -> None:
         self._finish(delivery_id, status="sent", external_ref=ref, sent_at=now, lease_until=None)
@@ -1164,16 +1332,204 @@ class Store:
             )
 
     def next_due_at(self) -> datetime | None:
-        """When the earliest undelivered row becomes claimable (None when nothing is left)."""
+        """When the earliest undelivered row becomes claimable (None when nothing is left):
+        only the first row of each receiver's queue counts, as the rows behind it wait for it."""
         with Session(self.engine) as session, session.begin():
             pending = session.exec(
-                select(func.min(DeliveryRow.next_attempt_at)).where(DeliveryRow.status == "pending")
+                select(func.min(DeliveryRow.next_attempt_at)).where(
+                    DeliveryRow.status == "pending", ~_waiting_before(DeliveryRow)
+                )
             ).one()
             leased = session.exec(
                 select(func.min(DeliveryRow.lease_until)).where(DeliveryRow.status == "sending")
             ).one()
         times = [t for t in (pending, leased) if t is not None]
         return min(times) if times else None
+
+    # --- digests ------------------------------------------------------------------------------
+
+    def due_digests(self, now: datetime, limit: int = 100) -> list[DigestRow]:
+        """Digests that may be claimed now: due, not waiting out a retry, or whose lease ran
+        out mid-send; oldest due first."""
+        with Session(self.engine) as session, session.begin():
+            rows = list(
+                session.exec(
+                    select(DigestRow)
+                    .where(_digest_claimable(now))
+                    .order_by(col(DigestRow.due_at), col(DigestRow.id))
+                    .limit(limit)
+                )
+            )
+            session.expunge_all()
+            return rows
+
+    def claim_digest(self, digest_id: int, now: datetime, lease: timedelta) -> ClaimedDigest | None:
+        """Take a due digest for sending, with its held alerts; None if another worker has it."""
+        with Session(self.engine) as session, session.begin():
+            before = session.get(DigestRow, digest_id)
+            unclear = before is not None and (
+                before.status == "sending" or (before.last_error or "").startswith(UNKNOWN_OUTCOME)
+            )
+            result = session.exec(
+                update(DigestRow)
+                .where(col(DigestRow.id) == digest_id, _digest_claimable(now))
+                .values(status="sending", lease_until=now + lease, attempts=DigestRow.attempts + 1)
+            )
+            if result.rowcount != 1:
+                return None
+            digest = session.get(DigestRow, digest_id)
+            assert digest is not None
+            messages = session.exec(
+                select(AlertRow.message)
+                .join(DeliveryRow, col(DeliveryRow.alert_id) == col(AlertRow.id))
+                .join(DigestItemRow, col(DigestItemRow.delivery_id) == col(DeliveryRow.id))
+                .where(DigestItemRow.digest_id == digest_id)
+                .order_by(col(DeliveryRow.id))
+            ).all()
+            return ClaimedDigest(
+                digest_id=digest_id,
+                receiver=digest.receiver,
+                route=digest.route,
+                reason=digest.reason,
+                opened_at=digest.opened_at,
+                due_at=digest.due_at,
+                attempts=digest.attempts,
+                messages=list(messages),
+                unclear=unclear,
+            )
+
+    def mark_digest_sent(self, digest_id: int, ref: str | None, now: datetime) -> None:
+        """The digest went out: it and each of its held deliveries are `sent`."""
+        self._finish_digest(
+            digest_id,
+            {"status": "sent", "external_ref": ref, "sent_at": now, "lease_until": None},
+            {"status": "sent", "external_ref": ref, "sent_at": now},
+        )
+
+    def mark_digest_retry(self, digest_id: int, error: str, next_attempt_at: datetime) -> None:
+        self._finish_digest(
+            digest_id,
+            {
+                "status": "open",
+                "last_error": error[:1000],
+                "next_attempt_at": next_attempt_at,
+                "lease_until": None,
+            },
+            None,
+        )
+
+    def mark_digest_failed(self, digest_id: int, error: str) -> None:
+        self._finish_digest(
+            digest_id,
+            {"status": "failed", "last_error": error[:1000], "lease_until": None},
+            {"status": "failed", "last_error": error[:1000]},
+        )
+
+    def _finish_digest(
+        self, digest_id: int, digest: dict[str, Any], items: dict[str, Any] | None
+    ) -> None:
+        with Session(self.engine) as session, session.begin():
+            session.exec(update(DigestRow).where(col(DigestRow.id) == digest_id).values(**digest))
+            if items is not None:
+                held = select(DigestItemRow.delivery_id).where(DigestItemRow.digest_id == digest_id)
+                session.exec(
+                    update(DeliveryRow).where(col(DeliveryRow.id).in_(held)).values(**items)
+                )
+
+    def digests(self, status: str | None = None) -> list[DigestRow]:
+        """Digests, oldest first (only those with `status`, when given)."""
+        with Session(self.engine) as session, session.begin():
+            query = select(DigestRow).order_by(col(DigestRow.id))
+            if status is not None:
+                query = query.where(DigestRow.status == status)
+            rows = list(session.exec(query))
+            session.expunge_all()
+            return rows
+
+    def digest_sizes(self) -> dict[int, int]:
+        """digest id → how many alerts it holds."""
+        with Session(self.engine) as session, session.begin():
+            rows = session.exec(
+                select(DigestItemRow.digest_id, func.count()).group_by(col(DigestItemRow.digest_id))
+            ).all()
+        return {int(digest_id): int(count) for digest_id, count in rows}
+
+    # --- escalations ---------------------------------------------------------------------------
+
+    def escalate_due(self, now: datetime) -> tuple[int, int]:
+        """Escalate what is due: a critical alert nobody acknowledged gets a follow-up of kind
+        `escalation` to the escalation receivers (instant; silences still apply); one that was
+        acknowledged is called off. Returns (escalated, called off)."""
+        from listener.spikes import PARENT_TEXT_MAX
+
+        escalated = called_off = 0
+        with Session(self.engine) as session, session.begin():
+            due = list(
+                session.exec(
+                    select(EscalationRow)
+                    .where(EscalationRow.status == "pending", col(EscalationRow.due_at) <= now)
+                    .order_by(col(EscalationRow.due_at), col(EscalationRow.alert_id))
+                )
+            )
+            active: list[Silence] | None = None
+            for escalation in due:
+                escalation.decided_at = now
+                if session.get(AckRow, escalation.alert_id) is not None:
+                    escalation.status = "called-off"
+                    called_off += 1
+                    continue
+                parent = session.get(AlertRow, escalation.alert_id)
+                assert parent is not None
+                original = AlertMessage.from_json(parent.message)
+                stand_in = f"{parent.post_id}#escalation"
+                if session.get(PostRow, stand_in) is None:
+                    seen_as = replace(original.post, id=stand_in, source=ESCALATION_SOURCE)
+                    session.add(
+                        PostRow(
+                            id=stand_in,
+                            source=ESCALATION_SOURCE,
+                            created_at=now,
+                            fetched_at=now,
+                            data=json.dumps(seen_as.to_dict(), ensure_ascii=False),
+                        )
+                    )
+                    session.flush()
+                row = AlertRow(
+                    post_id=stand_in,
+                    org=parent.org,
+                    branch=parent.branch,
+                    search=parent.search,
+                    level=parent.level,
+                    score=parent.score,
+                    created_at=now,
+                )
+                session.add(row)
+                session.flush()
+                assert row.id is not None and parent.id is not None
+                text = " ".join(original.post.text.split())
+                follow = FollowUp(
+                    parent_alert_id=parent.id,
+                    kind="escalation",
+                    parent_level=parent.level,
+                    parent_text=text[:PARENT_TEXT_MAX],
+                )
+                message = replace(original, alert_id=row.id, follow_up=follow)
+                row.message = message.to_json()
+                self._link(session, row.id, parent.id, "escalation", now)
+                if active is None:
+                    active = self._active_silences(session, now)
+                receivers = json.loads(escalation.receivers)
+                self._write_deliveries(session, row.id, message, receivers, now, active, None)
+                escalation.status = "sent"
+                escalation.follow_up_id = row.id
+                escalated += 1
+        return escalated, called_off
+
+    def escalations(self) -> list[EscalationRow]:
+        with Session(self.engine) as session, session.begin():
+            rows = list(session.exec(select(EscalationRow).order_by(col(EscalationRow.alert_id))))
+            session.expunge_all()
+            return rows
 
     def outbox_counts(self) -> dict[str, int]:
         with Session(self.engine) as session, session.begin():
@@ -1204,12 +1560,33 @@ def _claimable(now: datetime) -> ColumnElement[bool]:
     row waiting out a Retry-After holds back the rows behind it for the same receiver. Rows
     sent, failed or silenced are done: they hold nothing back."""
     row = DeliveryRow
-    earlier = aliased(DeliveryRow)
     pending = and_(col(row.status) == "pending", col(row.next_attempt_at) <= now)
     expired = and_(col(row.status) == "sending", col(row.lease_until) < now)
-    waiting_before = exists().where(
+    return and_(or_(pending, expired), ~_waiting_before(row))
+
+
+def _waiting_before(row: type[DeliveryRow]) -> ColumnElement[bool]:
+    """An earlier row of the same receiver is still to be delivered."""
+    earlier = aliased(DeliveryRow)
+    return exists().where(
         col(earlier.receiver) == col(row.receiver),
         col(earlier.id) < col(row.id),
         col(earlier.status).in_(("pending", "sending")),
     )
-    return and_(or_(pending, expired), ~waiting_before)
+
+
+def _digest_claimable(now: datetime) -> ColumnElement[bool]:
+    """A digest that is due and not waiting out a retry, or whose sender's lease ran out."""
+    row = DigestRow
+    waiting = and_(
+        col(row.status) == "open",
+        col(row.due_at) <= now,
+        or_(col(row.next_attempt_at).is_(None), col(row.next_attempt_at) <= now),
+    )
+    expired = and_(col(row.status) == "sending", col(row.lease_until) < now)
+    return or_(waiting, expired)
+
+
+def _utc(moment: datetime) -> datetime:
+    """A stored time as aware UTC (SQLite gives back naive datetimes, which are UTC)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -207,6 +207,14 @@ def test_a_follow_up_more_urgent_than_its_parent_is_also_shown_in_the_channel(
     assert thread_of(replace(alert, follow_up=FollowUp(1, "reply", parent, "x", "C0:bad"))) is None
 
 
+def test_an_escalation_in_the_alerts_thread_is_also_shown_in_the_channel() -> None:
+    from dataclasses import replace
+
+    escalation = replace(make_alert(), follow_up=FollowUp(1, "escalation", "critical", "x"))
+    assert broadcast(escalation)
+    assert not broadcast(replace(escalation, follow_up=FollowUp(1, "reply", "critical", "x")))
+
+
 def test_a_follow_up_by_email_is_a_reply_to_the_parent_message(
     tmp_path: Path, slack: SlackWireServer, smtp: SmtpSink
 ) -> None:
@@ -223,7 +231,7 @@ def test_a_follow_up_by_email_is_a_reply_to_the_parent_message(
     assert second.message["References"] == parent_id
     assert str(second.message["Subject"]).startswith("Re: ")
     assert second.message["Bcc"] is None and second.rcpt_tos == ["webcare@example.org"]
-    assert "Follow-up (reply) of alert #" in second.message.get_body(("plain",)).get_content()
+    assert "↳ reply to alert #1" in second.message.get_body(("plain",)).get_content()
     daemon.store.close()
 
 
@@ -264,9 +272,11 @@ def test_a_crash_mid_delivery_and_a_restart_do_not_double_a_follow_up(
     )
     feed(daemon, first, second)
     assert len(slack.messages) == 2
+    follow_up = slack.messages[1]
+    assert follow_up.thread_ts is not None and "reply to alert #" in (follow_up.text or "")
     db = tmp_path / "listener.db"
-    # A crash after the follow-up was claimed but before it was sent: the lease runs out and
-    # a restarted daemon sends it, once, still in the thread.
+    # A crash after Slack took the follow-up but before the outbox heard so: the lease runs out,
+    # and a restarted daemon finds the message by its metadata instead of posting it again.
     with sqlite3.connect(db) as conn:
         conn.execute(
             "UPDATE outbox SET status = 'sending', lease_until = '2000-01-01 00:00:00.000000', "
@@ -275,17 +285,16 @@ def test_a_crash_mid_delivery_and_a_restart_do_not_double_a_follow_up(
             "AND receiver = 'slack'"
         )
     daemon.store.close()
-    before = len(slack.messages)
 
     again = make_daemon(tmp_path, slack)
     feed(again, first, second)  # the source sends the same posts again after the restart
-    [resent] = slack.messages[before:]
-    assert resent.thread_ts is not None and "reply to alert #" in resent.text
+    assert len(slack.messages) == 2, "not posted twice"
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM alerts").fetchone()[0] == 2
         assert conn.execute("SELECT count(*) FROM alert_links").fetchone()[0] == 1
-    statuses = {(d.alert_id, d.receiver): d.status for d in again.store.deliveries()}
-    assert set(statuses.values()) == {"sent"}
+    refs = {(d.alert_id, d.receiver): (d.status, d.external_ref) for d in again.store.deliveries()}
+    assert {status for status, _ in refs.values()} == {"sent"}
+    assert refs[2, "slack"][1] == f"C0TEST:{follow_up.ts}"
     again.store.close()
 
 

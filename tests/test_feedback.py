@@ -474,6 +474,115 @@ def test_with_the_secret_but_no_token_clicks_are_recorded_without_updates(tmp_pa
     assert verdicts == [(alert.id, "not-relevant")]
 
 
+# --- Slack: the 'Acknowledge' button ------------------------------------------------------------
+
+
+def ack_button(alert: AlertRow) -> dict[str, Any]:
+    """A click on 'Acknowledge' as Slack reports it (value: the alert id)."""
+    return {
+        "type": "button",
+        "action_id": "acknowledge",
+        "block_id": "actions",
+        "text": {"type": "plain_text", "text": "Acknowledge"},
+        "value": str(alert.id),
+        "style": "primary",
+        "action_ts": "1764000000.000003",
+    }
+
+
+def all_text(blocks: list[dict[str, Any]] | None) -> str:
+    """Every text in a message's blocks, one per line."""
+    found: list[str] = []
+
+    def walk(item: Any) -> None:
+        if isinstance(item, dict):
+            if isinstance(item.get("text"), str):
+                found.append(item["text"])
+            for value in item.values():
+                walk(value)
+        elif isinstance(item, list):
+            for value in item:
+                walk(value)
+
+    walk(blocks)
+    return "\n".join(found)
+
+
+def test_acknowledge_is_stored_and_the_clicked_message_is_updated(running: Running) -> None:
+    alert = running.alerts["t:leusden"]
+    assert alert.id is not None
+    message = running.messages["t:leusden"]
+
+    answer = running.click("t:leusden", ack_button(alert))
+
+    assert answer.status_code == 200
+    ack = running.daemon.store.ack_of(alert.id)
+    assert ack is not None
+    assert (ack.alert_id, ack.by, ack.via) == (alert.id, USER, "slack")
+    [update] = running.slack.wait_for_updates(1)
+    assert (update.channel, update.ts, update.token) == ("C0TEST", message.ts, TOKEN)
+    shown = all_text(update.blocks)
+    assert "De bieb in Leusden is alweer dicht" in shown  # the alert, as it was
+    assert f"Acknowledged by <@{USER}>" in shown
+    assert update.text == message.text
+    assert running.verdicts() == {}  # an acknowledgement is no feedback
+
+
+def test_a_second_acknowledgement_keeps_the_first_one(running: Running) -> None:
+    alert = running.alerts["t:leusden"]
+    assert alert.id is not None
+    running.click("t:leusden", ack_button(alert))
+    running.slack.wait_for_updates(1)
+
+    assert running.click("t:leusden", ack_button(alert), user="U0LATER").status_code == 200
+
+    ack = running.daemon.store.ack_of(alert.id)
+    assert ack is not None and (ack.by, ack.via) == (USER, "slack")
+    _, again = running.slack.wait_for_updates(2)
+    assert f"Acknowledged by <@{USER}>" in all_text(again.blocks)
+    assert "U0LATER" not in all_text(again.blocks)
+
+
+def test_acknowledging_an_alert_this_database_lacks_gets_a_note_to_the_clicker(
+    running: Running,
+) -> None:
+    action = ack_button(running.alerts["t:leusden"]) | {"value": "999"}
+
+    answer = running.click("t:leusden", action)
+
+    assert answer.status_code == 200
+    [note] = running.slack.wait_for_ephemerals(1)
+    assert (note.channel, note.user) == ("C0TEST", USER)
+    assert note.text == "listener could not record that: there is no alert 999."
+    assert running.slack.updates == []
+    assert all(running.daemon.store.ack_of(a.id or 0) is None for a in running.alerts.values())
+
+
+def test_feedback_after_an_acknowledgement_keeps_the_acknowledgement_on_the_message(
+    running: Running,
+) -> None:
+    alert = running.alerts["t:leusden"]
+    running.click("t:leusden", ack_button(alert))
+    running.slack.wait_for_updates(1)
+
+    running.click("t:leusden", pressed(running.messages["t:leusden"], "feedback_not_relevant"))
+
+    _, update = running.slack.wait_for_updates(2)
+    shown = all_text(update.blocks)
+    assert f"Marked not relevant by <@{USER}>" in shown
+    assert f"Acknowledged by <@{USER}>" in shown
+    assert running.verdicts() == {"t:leusden": ("not-relevant", None, USER, "slack")}
+
+
+def test_an_acknowledge_button_without_an_alert_id_gets_400(running: Running) -> None:
+    action = ack_button(running.alerts["t:leusden"]) | {"value": "twelve"}
+
+    answer = running.click("t:leusden", action)
+
+    assert answer.status_code == 400
+    assert all(running.daemon.store.ack_of(a.id or 0) is None for a in running.alerts.values())
+
+
 # --- record(): the checks both ways in share --------------------------------------------------
 
 

@@ -1,4 +1,5 @@
-"""EmailNotifier against a local aiosmtpd sink: templates, header injection, SMTP classification.
+"""EmailNotifier against a local aiosmtpd sink: templates, header injection, SMTP classification,
+deterministic Message-IDs, follow-ups and escalations, and digests.
 
 Most tests use security="none". The TLS tests (STARTTLS with login, implicit TLS, an untrusted
 certificate) make a throwaway self-signed certificate with the `openssl` command and fail
@@ -8,23 +9,27 @@ when it is missing (Debian and the python images ship it).
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import socket
 import ssl
 import subprocess
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from listener.alert import AlertMessage
+from listener.alert import AlertMessage, Digest, FollowUp
+from listener.config import ConfigError, load_config
 from listener.config.model import EmailSettings, MainFile, Receiver
-from listener.notify import NotifierUnavailable, TransportError, build_notifier
+from listener.notify import NotifierUnavailable, TransportError, build_notifier, follow_up_line
 from listener.notify.email import EmailNotifier
 from tests.support.alerts import TEXT
 from tests.support.alerts import make_alert as support_alert
+from tests.support.configs import write_setup
 from tests.support.smtp import SmtpSink
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "alerts" / "templates"
@@ -55,8 +60,14 @@ def settings(port: int, **overrides: Any) -> EmailSettings:
 def notifier_for(port: int, to: list[str] = TO, **overrides: Any) -> EmailNotifier:
     password = overrides.pop("password", None)
     ssl_context = overrides.pop("ssl_context", None)
+    receiver_id = overrides.pop("receiver_id", "team")
     return EmailNotifier(
-        settings(port, **overrides), password, to, TEMPLATES, ssl_context=ssl_context
+        settings(port, **overrides),
+        password,
+        to,
+        TEMPLATES,
+        receiver_id=receiver_id,
+        ssl_context=ssl_context,
     )
 
 
@@ -397,3 +408,279 @@ def test_an_email_says_how_to_give_feedback_except_on_alerts_about_listener() ->
     health = replace(make_alert(), org_id="listener", org_name="listener")
     for kind in ("plain", "html"):
         assert "listener feedback" not in notifier.render(health).get_body((kind,)).get_content()
+
+
+# --- Message-IDs, follow-ups, escalations ------------------------------------------------------
+
+
+MSGID = re.compile(r"^<alert-42\.team\.[0-9a-f]{8}@bieb\.test>$")
+
+
+def test_a_resent_alert_carries_the_same_message_id(smtp: SmtpSink) -> None:
+    first = notifier_for(smtp.port).send(make_alert())
+    again = notifier_for(smtp.port).send(make_alert())  # a new process, after a crash
+
+    mails = smtp.wait_for(2)
+    ids = [m.message["Message-ID"] for m in mails]
+    assert ids[0] == ids[1] == first == again
+    assert MSGID.match(ids[0]), ids[0]
+    assert mails[0].message["X-Listener-Alert-Id"] == "42"
+
+
+def test_the_message_id_differs_per_alert_receiver_and_sender() -> None:
+    def msgid(alert_id: int = 42, receiver_id: str = "team", **overrides: Any) -> str:
+        notifier = notifier_for(closed_port(), receiver_id=receiver_id, **overrides)
+        return str(notifier.render(replace(make_alert(), alert_id=alert_id))["Message-ID"])
+
+    base = msgid()
+    assert MSGID.match(base), base
+    assert msgid(alert_id=43).startswith("<alert-43.team.")
+    assert msgid(receiver_id="on-call").startswith("<alert-42.on-call.")
+    other_sender = msgid(sender="Listener <alerts@bieb.test>")
+    assert other_sender.startswith("<alert-42.team.") and other_sender != base
+    assert msgid(sender="listener@example.org").endswith("@example.org>")
+
+
+def test_a_follow_up_replies_to_the_parents_message_id(smtp: SmtpSink) -> None:
+    notifier = notifier_for(smtp.port)
+    parent_ref = notifier.send(make_alert())
+    follow = FollowUp(parent_alert_id=42, kind="reply", parent_text="eerder", parent_ref=parent_ref)
+    child = replace(make_alert(), alert_id=43, follow_up=follow)
+
+    child_ref = notifier.send(child)
+
+    _, mail = smtp.wait_for(2)
+    assert mail.message["In-Reply-To"] == parent_ref
+    assert mail.message["References"] == parent_ref
+    assert child_ref == mail.message["Message-ID"] != parent_ref
+    assert mail.message["Subject"].startswith("Re: [CRITICAL]")
+    text = mail.message.get_body(("plain",)).get_content()
+    assert '↳ reply to alert #42: "eerder"' in text
+
+
+def escalation(parent_ref: str | None = None) -> AlertMessage:
+    follow = FollowUp(
+        parent_alert_id=12, kind="escalation", parent_level="critical", parent_ref=parent_ref
+    )
+    return replace(make_alert(), follow_up=follow)
+
+
+def test_an_escalation_says_so_in_the_subject_and_on_the_first_line(smtp: SmtpSink) -> None:
+    notifier_for(smtp.port, receiver_id="on-call").send(escalation())
+
+    [mail] = smtp.wait_for(1)
+    message = mail.message
+    assert message["Subject"].startswith(
+        "[Escalated] not acknowledged: [CRITICAL] Bibliotheek Eemland / Vathorst: De bieb"
+    )
+    assert message["Message-ID"].startswith("<alert-42.on-call.")
+    assert "In-Reply-To" not in message  # the parent never reached the on-call receiver
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    first = "ESCALATED: not acknowledged in time: escalation of alert #12"
+    assert text.splitlines()[0] == first
+    assert first in html
+    assert html.index(first) < html.index("De bieb in Vathorst")
+    assert "<title>ESCALATED · CRITICAL" in html
+
+
+@pytest.mark.parametrize("kind", ["reply", "duplicate", "spike", "reach", "escalation"])
+def test_every_follow_up_kind_says_what_it_follows(kind: str) -> None:
+    alert = replace(make_alert(), follow_up=FollowUp(parent_alert_id=12, kind=kind))
+    message = notifier_for(closed_port()).render(alert)
+    line = follow_up_line(alert)
+    assert line.endswith("#12")
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    words = line.removeprefix("↳ ")
+    assert words in text and words in html
+    assert "escalation" not in text.lower() or kind == "escalation"
+
+
+# --- digests -----------------------------------------------------------------------------------
+
+
+LONG = "Lang verhaal over de bieb. " * 30  # 810 characters
+
+
+def make_digest(reason: str = "digest", digest_id: int = 3) -> Digest:
+    first = make_alert()
+    second = replace(
+        support_alert(LONG + "\nEINDE", alert_id=43, url="ftp://files.example/x", name="Piet"),
+        level="high",
+        reasons=["reach", "angry tone"],
+        branch_id=None,
+        branch_name=None,
+    )
+    post = replace(second.post, created_at=datetime(2024, 5, 1, 20, 15, tzinfo=UTC))
+    third = replace(
+        make_alert(), alert_id=44, level="low", reasons=[], post=replace(post, url=None)
+    )
+    return Digest(
+        digest_id=digest_id,
+        receiver="team",
+        route="routes.toml#1",
+        reason=reason,
+        opened_at="2024-05-01T12:05:00+00:00",
+        due_at="2024-05-01T21:00:00+00:00",
+        alerts=[first, replace(second, post=post), third],
+    )
+
+
+def test_a_digest_is_one_mail_with_a_row_per_alert(smtp: SmtpSink) -> None:
+    digest = make_digest()
+
+    reference = notifier_for(smtp.port).send_digest(digest)
+
+    [mail] = smtp.wait_for(1)
+    message = mail.message
+    assert mail.rcpt_tos == TO
+    assert message["Subject"] == "Digest: 3 alerts (1 critical, 1 high)" == digest.title
+    assert reference == message["Message-ID"]
+    assert re.match(r"^<digest-3\.team\.[0-9a-f]{8}@bieb\.test>$", reference), reference
+    assert message["X-Listener-Digest-Id"] == "3"
+    assert message["Auto-Submitted"] == "auto-generated"
+    html = message.get_body(("html",)).get_content()
+    text = message.get_body(("plain",)).get_content()
+
+    rows = re.findall(r'<tr style="vertical-align:top;">(.*?)</tr>', html, re.S)
+    assert len(rows) == 3
+    for fact in ["01-05-2024 14:03 CEST", "critical", "Bibliotheek Eemland / Vathorst",
+                 "Jan Jansen (@jan)", "De bieb in Vathorst is alweer dicht?!",
+                 '<a href="https://social.example/@jan/1">open</a>',
+                 "closure complaint"]:  # fmt: skip
+        assert fact in rows[0], fact
+    for fact in ["01-05-2024 22:15 CEST", "high", "Piet (@jan)", "reach<br>angry tone"]:
+        assert fact in rows[1], fact
+    assert ">Bibliotheek Eemland<" in rows[1]  # no branch: the organisation
+    assert "<a " not in rows[1] and "ftp://" not in rows[1]  # only http(s) links
+    assert "<a " not in rows[2]
+    assert "EINDE" not in html and "EINDE" not in text  # clipped
+    clipped = re.search(r"(Lang verhaal.*?…)", rows[1])
+    assert clipped is not None and len(clipped.group(1)) == 300
+
+    for fact in ["Digest: 3 alerts (1 critical, 1 high)",
+                 "1. 01-05-2024 14:03 CEST · CRITICAL · Bibliotheek Eemland / Vathorst",
+                 "Author:  Jan Jansen (@jan)",
+                 "Post:    De bieb in Vathorst is alweer dicht?!",
+                 "Link:    https://social.example/@jan/1",
+                 "Urgency: closure complaint",
+                 "2. 01-05-2024 22:15 CEST · HIGH · Bibliotheek Eemland",
+                 "Urgency: reach; angry tone",
+                 "3. 01-05-2024 22:15 CEST · LOW",
+                 "listener digest #3 · route routes.toml#1"]:  # fmt: skip
+        assert fact in text, fact
+    post_lines = [line for line in text.splitlines() if line.startswith("   Post:")]
+    assert len(post_lines) == 3 and len(post_lines[1]) == len("   Post:    ") + 300
+    assert "ftp://" not in text
+
+
+def test_a_resent_digest_carries_the_same_message_id(smtp: SmtpSink) -> None:
+    first = notifier_for(smtp.port).send_digest(make_digest())
+    again = notifier_for(smtp.port).send_digest(make_digest())
+    other = notifier_for(smtp.port).send_digest(make_digest(digest_id=4))
+    assert first == again != other
+    assert str(other).startswith("<digest-4.team.")
+    assert [m.message["Message-ID"] for m in smtp.wait_for(3)] == [first, again, other]
+
+
+def test_a_quiet_hours_digest_says_so() -> None:
+    message = notifier_for(closed_port()).render_digest(make_digest(reason="quiet"))
+    assert message["Subject"] == "Held during quiet hours: 3 alerts (1 critical, 1 high)"
+    text = message.get_body(("plain",)).get_content()
+    assert "Held during quiet hours, 01-05-2024 14:05 – 01-05-2024 23:00 CEST." in text
+
+
+def copy_templates(folder: Path) -> Path:
+    for template in TEMPLATES.iterdir():
+        shutil.copy(template, folder / template.name)
+    return folder
+
+
+def test_the_digest_subject_never_sees_post_text(smtp: SmtpSink, tmp_path: Path) -> None:
+    copy_templates(tmp_path)
+    (tmp_path / "digest_subject.txt.j2").write_text("{{ digest.alerts[0].post.text }}\n")
+    notifier = EmailNotifier(settings(smtp.port), None, TO, tmp_path, receiver_id="team")
+
+    with pytest.raises(TransportError, match="template") as caught:
+        notifier.send_digest(make_digest())
+
+    assert caught.value.permanent is False  # fixed template, next attempt delivers
+    assert smtp.messages == []
+
+
+def test_a_digest_subject_is_one_line(smtp: SmtpSink, tmp_path: Path) -> None:
+    copy_templates(tmp_path)
+    (tmp_path / "digest_subject.txt.j2").write_text(
+        "{{ title }}\r\nBcc: evil@example.org\n{{ route }}\u2028{{ count }}\n"
+    )
+    EmailNotifier(settings(smtp.port), None, TO, tmp_path).send_digest(make_digest())
+
+    [mail] = smtp.wait_for(1)
+    # (.strip(): Python's parser keeps the space of a header folded right after 'Subject:')
+    assert mail.message["Subject"].strip() == (
+        "Digest: 3 alerts (1 critical, 1 high) Bcc: evil@example.org routes.toml#1 3"
+    )
+    assert "Bcc" not in mail.message and mail.rcpt_tos == TO
+
+
+@pytest.mark.parametrize(
+    ("reply", "permanent"), [("451 4.3.0 try later", False), ("554 5.6.0 bad content", True)]
+)
+def test_a_digest_smtp_failure_is_classified_like_an_alert(
+    smtp: SmtpSink, reply: str, permanent: bool
+) -> None:
+    smtp.reply_next(1, reply)
+
+    with pytest.raises(TransportError) as caught:
+        notifier_for(smtp.port).send_digest(make_digest())
+
+    assert caught.value.permanent is permanent
+    assert f"DATA: {reply}" in caught.value.message
+
+
+def test_a_digest_to_a_server_that_is_down_is_transient() -> None:
+    with pytest.raises(TransportError, match="refused") as caught:
+        notifier_for(closed_port()).send_digest(make_digest())
+    assert caught.value.permanent is False
+
+
+@pytest.mark.parametrize("name", ["digest_subject.txt.j2", "digest.txt.j2", "digest.html.j2"])
+def test_a_missing_digest_template_is_named_by_check_and_build_notifier(
+    tmp_path: Path, name: str
+) -> None:
+    receiver = '[[receivers]]\nid = "team"\ntype = "email"\nto = ["webcare@bieb.test"]\n'
+    main = '[email]\nhost = "127.0.0.1"\nsender = "listener@bieb.test"\n'
+    config = write_setup(tmp_path, extra_main=main, extra_receivers=receiver)
+    load_config(config)  # complete: no problem
+    templates = tmp_path / "alerts" / "templates"
+    (templates / name).unlink()
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(config)
+
+    [problem] = caught.value.problems
+    assert problem.file == templates / name
+    assert "template missing (an email receiver needs it)" in str(problem)
+    with pytest.raises(NotifierUnavailable, match=re.escape(name)):
+        build_notifier(RECEIVER, MainFile(email=settings(25)), templates, env={})
+
+
+def test_build_notifier_gives_the_receiver_id_to_the_message_ids() -> None:
+    notifier = build_notifier(RECEIVER, MainFile(email=settings(25)), TEMPLATES, env={})
+    assert isinstance(notifier, EmailNotifier)
+    assert notifier.receiver_id == "team"
+    assert "receiver_id='team'" in repr(notifier)
+    message = notifier.render_digest(make_digest())
+    assert message["Message-ID"].startswith("<digest-3.team.")
+
+
+def test_the_weekly_report_keeps_a_random_message_id() -> None:
+    from listener.report import Report
+
+    until = datetime(2024, 5, 6, 8, 0, tzinfo=UTC)
+    report = Report(since=until - timedelta(days=7), until=until, org=None)
+    notifier = notifier_for(closed_port())
+    first, second = (notifier.render_report(report)["Message-ID"] for _ in range(2))
+    assert first != second
+    assert first.endswith("@bieb.test>") and not first.startswith("<alert-")

@@ -1,5 +1,6 @@
 """SlackNotifier against a local Slack Web API stand-in: blocks, feedback controls, error
-classification, escaping."""
+classification, escaping; find_sent after a lost answer, the Acknowledge button, progress in
+the header and update_parent."""
 
 from __future__ import annotations
 
@@ -14,8 +15,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from slack_sdk import WebClient
+from slack_sdk.models.blocks import Block
 
-from listener.alert import MAX_BRANCH_CHOICES, AlertMessage, BranchChoice, branch_choices
+from listener.alert import (
+    MAX_BRANCH_CHOICES,
+    AlertMessage,
+    BranchChoice,
+    FollowUp,
+    Incident,
+    IncidentMember,
+    Progress,
+    branch_choices,
+)
 from listener.config.model import Branch, MainFile, Organisation, Receiver, SlackSettings
 from listener.notify import NotifierUnavailable, TransportError, build_notifier
 from listener.notify.slack import SlackNotifier, build_blocks, clip, judged_line
@@ -32,9 +44,12 @@ def make_alert(
     text: str = TEXT,
     url: str | None = "https://social.example/@jan/1",
     evidence: list[str] | None = None,
+    alert_id: int = 42,
     **author: Any,
 ) -> AlertMessage:
-    return support_alert(text, url=url, evidence=evidence, distance_km=None, **author)
+    return support_alert(
+        text, url=url, evidence=evidence, distance_km=None, alert_id=alert_id, **author
+    )
 
 
 @pytest.fixture
@@ -43,8 +58,10 @@ def slack() -> Iterator[SlackWireServer]:
         yield server
 
 
-def notifier_for(base_url: str, timeout: float = 5.0) -> SlackNotifier:
-    return SlackNotifier(token=TOKEN, channel="#webcare", base_url=base_url, timeout=timeout)
+def notifier_for(base_url: str, timeout: float = 5.0, channel: str = "#webcare") -> SlackNotifier:
+    return SlackNotifier(
+        token=TOKEN, channel=channel, base_url=base_url, timeout=timeout, receiver_id="webcare"
+    )
 
 
 def closed_port() -> int:
@@ -88,7 +105,10 @@ def test_a_normal_alert_arrives_with_blocks_and_metadata(slack: SlackWireServer)
     assert reference == f"C0TEST:{message.ts}"
     assert message.channel == "#webcare"
     assert message.token == TOKEN
-    assert message.metadata == {"event_type": "listener_alert", "event_payload": {"alert_id": 42}}
+    assert message.metadata == {
+        "event_type": "listener_alert",
+        "event_payload": {"alert_id": 42, "key": "alert-42:webcare"},
+    }
     assert message.payload["unfurl_links"] is False
     assert message.payload["unfurl_media"] is False
     assert message.text is not None and message.text.startswith(
@@ -111,9 +131,15 @@ def test_a_normal_alert_arrives_with_blocks_and_metadata(slack: SlackWireServer)
     assert why["text"]["type"] == "mrkdwn"
     assert "'de bieb' + 'Vathorst' (3.1 km)" in why["text"]["text"]
     assert "closure complaint" in why["text"]["text"]
-    [button] = actions["elements"]
+    button, ack = actions["elements"]
     assert button["text"]["text"] == "Open post"
     assert button["url"] == "https://social.example/@jan/1"
+    assert (ack["text"]["text"], ack["action_id"], ack["value"], ack["style"]) == (
+        "Acknowledge",
+        "acknowledge",
+        "42",
+        "primary",
+    )
 
 
 def test_successive_alerts_get_increasing_references(slack: SlackWireServer) -> None:
@@ -256,9 +282,9 @@ def test_a_post_url_that_cannot_be_a_button_is_shown_as_text(
     notifier_for(slack.base_url).send(make_alert(url=url))
 
     [message] = slack.wait_for(1)
-    types = [b["type"] for b in message.blocks or []]
-    assert "actions" not in types
-    assert types[-1] == "context"
+    blocks = message.blocks or []
+    assert [b["type"] for b in blocks][-2:] == ["context", "actions"]
+    assert [e["action_id"] for e in actions_of(blocks)] == ["acknowledge"]  # no 'Open post'
 
 
 # --- secrets -----------------------------------------------------------------------------------
@@ -378,8 +404,8 @@ def test_an_alert_carries_not_relevant_and_wrong_branch_controls(slack: SlackWir
     notifier_for(slack.base_url).send(with_choices(make_alert()))
 
     [message] = slack.wait_for(1)
-    open_post, not_relevant, wrong_branch = actions_of(message.blocks or [])
-    assert open_post["action_id"] == "open_post"
+    open_post, ack, not_relevant, wrong_branch = actions_of(message.blocks or [])
+    assert (open_post["action_id"], ack["action_id"]) == ("open_post", "acknowledge")
     assert (not_relevant["type"], not_relevant["action_id"], not_relevant["value"]) == (
         "button",
         "feedback_not_relevant",
@@ -409,8 +435,8 @@ def test_an_alert_without_a_branch_offers_every_branch_and_not_no_branch() -> No
 
 def test_an_organisation_with_one_branch_gets_only_the_not_relevant_button() -> None:
     alert = with_choices(replace(make_alert(), branch_id=None, branch_name=None), [])
-    [open_post, button] = actions_of([b.to_dict() for b in build_blocks(alert)])
-    assert (open_post["action_id"], button["action_id"]) == ("open_post", "feedback_not_relevant")
+    ids = [e["action_id"] for e in actions_of([b.to_dict() for b in build_blocks(alert)])]
+    assert ids == ["open_post", "acknowledge", "feedback_not_relevant"]
 
 
 def test_alerts_that_take_no_feedback_have_no_controls() -> None:
@@ -420,8 +446,8 @@ def test_alerts_that_take_no_feedback_have_no_controls() -> None:
     old = AlertMessage.from_json(json.dumps(stored))
     assert old.branch_choices is None
 
-    [button] = actions_of([b.to_dict() for b in build_blocks(old)])
-    assert button["action_id"] == "open_post"
+    ids = [e["action_id"] for e in actions_of([b.to_dict() for b in build_blocks(old)])]
+    assert ids == ["open_post", "acknowledge"]
 
 
 def test_branch_choices_survive_the_outbox_json() -> None:
@@ -438,6 +464,7 @@ def test_the_controls_sit_beside_no_button_when_the_url_cannot_be_one(
     blocks = message.blocks or []
     assert [b["type"] for b in blocks][-2:] == ["context", "actions"]
     assert [e["action_id"] for e in actions_of(blocks)] == [
+        "acknowledge",
         "feedback_not_relevant",
         "feedback_wrong_branch",
     ]
@@ -471,7 +498,7 @@ def test_a_judged_alert_says_who_marked_it_and_its_controls_show_the_choice() ->
     alert = with_choices(make_alert())
 
     blocks = [b.to_dict() for b in build_blocks(alert, judged("not-relevant"))]
-    _, button, select = actions_of(blocks)
+    *_, button, select = actions_of(blocks)
     assert (button["text"]["text"], button["action_id"]) == (
         "Relevant after all",
         "feedback_relevant",
@@ -480,7 +507,7 @@ def test_a_judged_alert_says_who_marked_it_and_its_controls_show_the_choice() ->
     assert blocks[-1]["elements"][0]["text"] == "Marked not relevant by <@U0CLICK>"
 
     blocks = [b.to_dict() for b in build_blocks(alert, judged("wrong-branch", branch="leusden"))]
-    _, button, select = actions_of(blocks)
+    *_, button, select = actions_of(blocks)
     assert button["action_id"] == "feedback_not_relevant"
     assert select["initial_option"]["value"] == "42:leusden"
     assert blocks[-1]["elements"][0]["text"] == (
@@ -519,3 +546,306 @@ def test_hostile_branch_names_and_names_stay_inert_in_the_controls(
     # a 'Slack user id' that is not one cannot mention anyone either
     line = judged_line(alert, judged("not-relevant", by="U1> <!channel", via="slack"))
     assert_inert_mrkdwn(line)
+
+
+# --- find_sent: was it posted after all? --------------------------------------------------------
+
+
+def posted(slack: SlackWireServer) -> int:
+    return len(slack.messages)
+
+
+def deliver_once(notifier: SlackNotifier, alert: AlertMessage) -> str | None:
+    """What the outbox does after an attempt whose outcome it does not know."""
+    return notifier.find_sent(alert) or notifier.send(alert)
+
+
+def test_after_a_lost_answer_find_sent_finds_the_message_and_nothing_is_posted_twice(
+    slack: SlackWireServer,
+) -> None:
+    notifier = notifier_for(slack.base_url)
+    notifier.send(make_alert(alert_id=41))
+    slack.drop_answer_next(1)
+
+    with pytest.raises(TransportError, match="cannot reach") as caught:
+        notifier.send(make_alert(alert_id=42))  # Slack posted it; the answer never came
+    assert caught.value.permanent is False
+    notifier.send(make_alert(alert_id=43))
+    first, lost, third = slack.wait_for(3)
+    assert [m.metadata["event_payload"]["key"] for m in (first, lost, third) if m.metadata] == [
+        "alert-41:webcare",
+        "alert-42:webcare",
+        "alert-43:webcare",
+    ]
+
+    fresh = notifier_for(slack.base_url)  # after a restart: knows no channel id yet
+    assert fresh.find_sent(make_alert(alert_id=42)) == f"C0TEST:{lost.ts}"
+    assert deliver_once(fresh, make_alert(alert_id=42)) == f"C0TEST:{lost.ts}"
+    assert posted(slack) == 3
+    methods = [method for method, _, _ in slack.requests]
+    assert methods.count("conversations.list") == 1  # the name's id is looked up once
+    assert ("chat.postMessage", 0, "answer_dropped") in slack.requests
+
+    # the same alert for another receiver in the same channel is not this one's message
+    other = SlackNotifier(TOKEN, "C0TEST", slack.base_url, 5, receiver_id="webcare-2")
+    assert other.find_sent(make_alert(alert_id=42)) is None
+
+
+def test_find_sent_is_none_for_an_alert_never_posted(slack: SlackWireServer) -> None:
+    notifier = notifier_for(slack.base_url, channel="C0TEST")
+    assert notifier.find_sent(make_alert()) is None  # an empty channel
+    notifier.send(make_alert(alert_id=7))
+
+    assert notifier.find_sent(make_alert(alert_id=42)) is None
+    assert deliver_once(notifier, make_alert(alert_id=42)) is not None
+    assert posted(slack) == 2
+    assert "conversations.list" not in [m for m, _, _ in slack.requests]  # an id is used as is
+
+
+def test_a_follow_up_in_a_thread_is_found_among_the_replies(slack: SlackWireServer) -> None:
+    notifier = notifier_for(slack.base_url)
+    parent_ref = notifier.send(make_alert(alert_id=42))
+    reply = replace(
+        make_alert("En nu weer!", alert_id=43),
+        follow_up=FollowUp(42, "reply", "critical", TEXT, parent_ref=parent_ref),
+    )
+    slack.drop_answer_next(1)
+    with pytest.raises(TransportError):
+        notifier.send(reply)
+    parent, threaded = slack.wait_for(2)
+    assert threaded.thread_ts == parent.ts and threaded.broadcast is False
+
+    assert notifier.find_sent(reply) == f"C0TEST:{threaded.ts}"
+    assert deliver_once(notifier, reply) == f"C0TEST:{threaded.ts}"
+    assert posted(slack) == 2
+    # the reply is not in the channel's history, only in the thread
+    assert ("conversations.replies", 200, None) in slack.requests
+
+
+def test_a_channel_name_is_resolved_to_its_id_across_pages_once() -> None:
+    others = ["algemeen", "bestuur", "marketing", "random", "social"]
+    with SlackWireServer(
+        require_token=TOKEN, channel_id="C0WEBCARE9", other_channels=others, page_size=2
+    ) as slack:
+        notifier = notifier_for(slack.base_url, channel="#webcare")
+        SlackNotifier(TOKEN, "#webcare", slack.base_url, 5, receiver_id="webcare").send(
+            make_alert()
+        )
+        [message] = slack.wait_for(1)
+
+        assert notifier.find_sent(make_alert()) == f"C0WEBCARE9:{message.ts}"
+        assert notifier.find_sent(make_alert(alert_id=9)) is None
+        methods = [method for method, _, _ in slack.requests]
+        assert methods.count("conversations.list") == 3  # pages of 2: webcare is the 6th
+        assert methods.count("conversations.history") == 2
+
+
+def test_a_channel_the_bot_cannot_see_is_warned_about_and_not_found(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with SlackWireServer(require_token=TOKEN, other_channels=["random"], page_size=1) as slack:
+        notifier = notifier_for(slack.base_url, channel="#geheim")
+        with caplog.at_level(logging.WARNING, logger="listener.notify.slack"):
+            assert notifier.find_sent(make_alert()) is None
+        assert "no channel the bot can see is called 'geheim'" in caplog.text
+        assert [m for m, _, _ in slack.requests].count("conversations.list") == 2
+
+
+@pytest.mark.parametrize(
+    ("method", "channel", "scope"),
+    [
+        ("conversations.history", "C0TEST", "channels:history"),
+        ("conversations.list", "#webcare", "channels:read"),
+    ],
+)
+def test_without_the_scope_to_look_it_warns_once_and_posts_anyway(
+    slack: SlackWireServer,
+    caplog: pytest.LogCaptureFixture,
+    method: str,
+    channel: str,
+    scope: str,
+) -> None:
+    notifier = notifier_for(slack.base_url, channel=channel)
+    slack.error_next(3, "missing_scope", method=method)
+
+    with caplog.at_level(logging.DEBUG, logger="listener.notify.slack"):
+        assert notifier.find_sent(make_alert()) is None
+        assert notifier.find_sent(make_alert()) is None
+        assert deliver_once(notifier, make_alert()) is not None
+
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    assert "missing_scope" in warnings[0].getMessage()
+    assert f"needs the scope {scope}" in warnings[0].getMessage()
+    assert posted(slack) == 1
+    assert TOKEN not in caplog.text
+
+
+def test_a_transient_failure_to_look_is_raised_the_outcome_stays_unknown(
+    slack: SlackWireServer,
+) -> None:
+    notifier = notifier_for(slack.base_url, channel="C0TEST")
+    slack.fail_next(1, status=429, retry_after=4, method="conversations.history")
+    slack.status_next(1, 503, method="conversations.history")
+
+    for retry_after in (4.0, None):
+        with pytest.raises(TransportError) as caught:
+            notifier.find_sent(make_alert())
+        assert caught.value.permanent is False
+        assert caught.value.retry_after == retry_after
+        assert TOKEN not in caught.value.message
+    assert notifier.find_sent(make_alert()) is None
+
+
+def test_slackwire_shows_metadata_only_when_asked_and_pages_history(
+    slack: SlackWireServer,
+) -> None:
+    """The stand-in's conversations.history as find_sent relies on it."""
+    client = WebClient(token=TOKEN, base_url=slack.base_url)
+    notifier = notifier_for(slack.base_url)
+    for alert_id in (1, 2, 3):
+        notifier.send(make_alert(alert_id=alert_id))
+
+    plain = client.conversations_history(channel="C0TEST", limit=2)
+    assert [m.get("metadata") for m in plain["messages"]] == [None, None]
+    assert plain["has_more"] is True
+    cursor = plain["response_metadata"]["next_cursor"]
+    rest = client.conversations_history(channel="#webcare", cursor=cursor, include_all_metadata=1)
+    [oldest] = rest["messages"]
+    assert oldest["metadata"]["event_payload"]["alert_id"] == 1
+    assert rest["response_metadata"]["next_cursor"] == ""
+    newest_first = [m["ts"] for m in plain["messages"]] + [oldest["ts"]]
+    assert newest_first == sorted(newest_first, reverse=True)
+
+
+# --- progress: acknowledged, follow-ups, update_parent -----------------------------------------
+
+ACKED = Progress(acked_by="U0ACK1", acked_via="slack", acked_at="2024-05-01T12:30:00+00:00")
+
+
+def action_ids(blocks: list[Block]) -> list[str]:
+    return [e["action_id"] for b in blocks if b.type == "actions" for e in b.to_dict()["elements"]]
+
+
+def test_every_alert_has_an_acknowledge_button_until_acknowledged() -> None:
+    alert = make_alert()
+    incident = replace(
+        alert,
+        incident=Incident(
+            "branch:vathorst",
+            "Vathorst",
+            3600,
+            [IncidentMember(0, "p1", "x", None, "2024-05-01T12:03:00+00:00")],
+        ),
+    )
+    for shown in (alert, incident):
+        assert "acknowledge" in action_ids(build_blocks(shown))
+        assert "acknowledge" in action_ids(build_blocks(shown, progress=Progress(follow_ups=2)))
+        acked = build_blocks(shown, progress=ACKED)
+        assert "acknowledge" not in action_ids(acked)
+        assert acked[-1].to_dict()["elements"][0] == {
+            "type": "mrkdwn",
+            "text": "✅ Acknowledged by <@U0ACK1>",
+        }
+    assert "acknowledge" not in action_ids(build_blocks(replace(alert, alert_id=0)))
+    assert "acknowledge" not in action_ids(build_blocks(alert, interactive=False))
+
+
+@pytest.mark.parametrize(
+    ("by", "via", "line"),
+    [
+        ("U0ACK1", "slack", "✅ Acknowledged by <@U0ACK1>"),
+        ("jan", "cli", "✅ Acknowledged by jan"),
+        (None, None, "✅ Acknowledged by someone"),
+        ("<!channel>", "cli", "✅ Acknowledged by &lt;!channel&gt;"),
+        ("U0ACK1", "cli", "✅ Acknowledged by U0ACK1"),  # not a Slack click: no mention
+        ("U1> <!channel", "slack", "✅ Acknowledged by U1&gt; &lt;!channel"),
+        ("@here", "cli", "✅ Acknowledged by @\u200bhere"),
+    ],
+)
+def test_the_acknowledged_line_mentions_only_a_slack_user_id(
+    by: str | None, via: str | None, line: str
+) -> None:
+    progress = replace(ACKED, acked_by=by, acked_via=via)
+    [element] = build_blocks(make_alert(), progress=progress)[-1].to_dict()["elements"]
+    assert element == {"type": "mrkdwn", "text": line}
+    assert_inert_mrkdwn(line.replace("<@U0ACK1>", ""))
+
+
+@pytest.mark.parametrize(
+    ("level", "progress", "header"),
+    [
+        ("normal", Progress(), "🟡 NORMAL · Bibliotheek Eemland / Vathorst"),
+        (
+            "normal",
+            Progress(follow_ups=1, highest_level="low"),
+            "🟡 NORMAL · Bibliotheek Eemland / Vathorst · 1 follow-up",
+        ),
+        (
+            "normal",
+            Progress(follow_ups=3, highest_level="critical"),
+            "🟡 NORMAL · Bibliotheek Eemland / Vathorst · 3 follow-ups · now CRITICAL",
+        ),
+        (
+            "high",
+            Progress(follow_ups=2, highest_level="high"),
+            "🟠 HIGH · Bibliotheek Eemland / Vathorst · 2 follow-ups",
+        ),
+    ],
+)
+def test_the_header_counts_follow_ups_and_says_when_it_became_more_urgent(
+    level: str, progress: Progress, header: str
+) -> None:
+    blocks = build_blocks(replace(make_alert(), level=level), progress=progress)
+    assert blocks[0].to_dict()["text"]["text"] == header
+
+
+def test_a_long_header_is_cut_before_the_follow_up_count() -> None:
+    alert = replace(make_alert(), branch_name="Vathorst " * 30)
+    progress = Progress(follow_ups=12, highest_level="critical")
+    text = build_blocks(replace(alert, level="low"), progress=progress)[0].to_dict()["text"]["text"]
+    assert len(text) <= 150
+    assert text.endswith("… · 12 follow-ups · now CRITICAL")
+
+
+def test_update_parent_re_renders_the_message_with_its_progress(slack: SlackWireServer) -> None:
+    notifier = notifier_for(slack.base_url)
+    parent = replace(make_alert(), level="normal", branch_choices=CHOICES)
+    ref = notifier.send(parent)
+    assert ref is not None
+    [message] = slack.wait_for(1)
+    progress = replace(ACKED, follow_ups=2, highest_level="critical")
+
+    notifier.update_parent(parent, ref, progress, judged("not-relevant"))
+
+    [update] = slack.wait_for_updates(1)
+    assert (update.channel, update.ts, update.token) == ("C0TEST", message.ts, TOKEN)
+    assert update.text == message.text
+    assert update.blocks == [
+        b.to_dict() for b in build_blocks(parent, judged("not-relevant"), progress)
+    ]
+    blocks = update.blocks or []
+    assert blocks[0]["text"]["text"].endswith(" · 2 follow-ups · now CRITICAL")
+    assert "acknowledge" not in json.dumps(actions_of(blocks))
+    assert [b["elements"][0]["text"] for b in blocks[-2:]] == [
+        "Marked not relevant by <@U0CLICK>",
+        "✅ Acknowledged by <@U0ACK1>",
+    ]
+    assert update.metadata == message.metadata  # find_sent still finds it
+
+
+def test_update_parent_errors_are_transport_errors(slack: SlackWireServer) -> None:
+    notifier = notifier_for(slack.base_url)
+    with pytest.raises(TransportError, match="message_not_found") as caught:
+        notifier.update_parent(make_alert(), "C0TEST:1714564980.000001", ACKED)
+    assert caught.value.permanent is True
+    with pytest.raises(TransportError, match="not a Slack message reference") as caught:
+        notifier.update_parent(make_alert(), "<Message-ID@example>", ACKED)
+    assert caught.value.permanent is True
+    ref = notifier.send(make_alert())
+    assert ref is not None
+    slack.fail_next(1, status=429, retry_after=3, method="chat.update")
+    with pytest.raises(TransportError) as caught:
+        notifier.update_parent(make_alert(), ref, ACKED)
+    assert (caught.value.permanent, caught.value.retry_after) == (False, 3.0)
+    assert slack.updates == []

@@ -1,6 +1,6 @@
 """SlackWebhookNotifier against a local HTTP server that answers like a Slack incoming webhook:
 the Block Kit body without feedback controls, inert post text, error classification, and the
-webhook URL (the secret) kept out of repr, errors and logs."""
+webhook URL (the secret) kept out of repr, errors and logs; digests as the bot's digest blocks."""
 
 from __future__ import annotations
 
@@ -17,11 +17,11 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from listener.alert import BranchChoice
+from listener.alert import BranchChoice, Digest
 from listener.cli import app
 from listener.config.model import MainFile, Receiver, SlackSettings
 from listener.notify import NotifierUnavailable, TransportError, build_notifier
-from listener.notify.slack import build_blocks, fallback_text
+from listener.notify.slack import build_blocks, digest_blocks, fallback_text
 from listener.notify.slack_webhook import SlackWebhookNotifier
 from tests.support.alerts import make_alert
 from tests.support.configs import write_setup
@@ -179,3 +179,50 @@ def test_check_reports_an_inactive_slack_webhook_receiver(
     assert "hook: slack_webhook (inactive: environment variable LISTENER_TEST_SLACK_HOOK" in (
         " ".join(result.output.split())
     )
+
+
+def test_a_digest_is_posted_as_the_bots_digest_blocks(
+    hooks: HookServer, client: httpx.Client
+) -> None:
+    alerts = [
+        replace(make_alert(HOSTILE, alert_id=1), level="high"),
+        replace(make_alert(alert_id=2, url="https://social.example/@jan/2"), level="normal"),
+    ]
+    digest = Digest(7, "webcare-hook", "routes.toml#1", "quiet", "2024-05-01T22:00:00+00:00",
+                    "2024-05-02T07:00:00+00:00", alerts)  # fmt: skip
+
+    assert notifier(hooks, client).send_digest(digest) is None
+
+    [hook] = hooks.requests
+    assert hook.path == HOOK_PATH
+    body = json.loads(hook.body)
+    assert body["text"] == "Held during quiet hours: 2 alerts (1 high)"
+    assert body["blocks"] == [block.to_dict() for block in digest_blocks(digest)]
+    assert body["unfurl_links"] is False and body["unfurl_media"] is False
+    header, held, first, second = body["blocks"]
+    assert header["text"]["text"] == "🗞 Held during quiet hours: 2 alerts (1 high)"
+    assert held["elements"][0]["text"].startswith("Held from <!date^1714600800^")
+    assert first["text"]["type"] == "plain_text" and HOSTILE in first["text"]["text"]
+    assert second["accessory"]["url"] == "https://social.example/@jan/2"
+    for text in [t["text"] for t in texts(body["blocks"]) if t["type"] == "mrkdwn"]:
+        assert "<!channel>" not in text and "@here" not in text
+
+
+def test_a_digest_that_slack_refuses_is_a_transport_error(
+    hooks: HookServer, client: httpx.Client
+) -> None:
+    hooks.script(Answer(429, b"rate_limited", {"Retry-After": "5"}))
+    digest = Digest(7, "webcare-hook", "r", "digest", "2024-05-01T08:00:00+00:00",
+                    "2024-05-01T12:00:00+00:00", [make_alert()])  # fmt: skip
+    with pytest.raises(TransportError) as caught:
+        notifier(hooks, client).send_digest(digest)
+    assert (caught.value.permanent, caught.value.retry_after) == (False, 5.0)
+    assert "digest #7" in caught.value.message and HOOK_PATH not in caught.value.message
+
+
+def test_the_webhook_message_has_no_acknowledge_button(
+    hooks: HookServer, client: httpx.Client
+) -> None:
+    notifier(hooks, client).send(make_alert())
+    assert "acknowledge" not in hooks.requests[0].body.decode().lower()
+    assert "acknowledge" in str([b.to_dict() for b in build_blocks(make_alert())])

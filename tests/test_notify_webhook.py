@@ -1,5 +1,6 @@
-"""WebhookNotifier against a local HTTP server: the JSON body, the HMAC signature checked with
-`hmac` on its own, error classification, secrets kept out of repr, errors and logs."""
+"""WebhookNotifier against a local HTTP server: the JSON body of an alert and of a digest, the
+HMAC signature checked with `hmac` on its own, the Idempotency-Key header, error classification,
+secrets kept out of repr, errors and logs."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from listener.alert import FollowUp
+from listener.alert import AlertMessage, Digest, FollowUp
 from listener.cli import app
 from listener.config.model import MainFile, Receiver
 from listener.notify import NotifierUnavailable, TransportError, build_notifier
@@ -46,7 +47,9 @@ def client() -> Iterator[httpx.Client]:
 
 
 def notifier(hooks: HookServer, client: httpx.Client) -> WebhookNotifier:
-    return WebhookNotifier(hooks.url(PATH_SECRET), SECRET, client=client, clock=lambda: NOW)
+    return WebhookNotifier(
+        hooks.url(PATH_SECRET), SECRET, client=client, clock=lambda: NOW, name="hook"
+    )
 
 
 def verify(secret: str, headers: dict[str, str], body: bytes) -> bool:
@@ -283,3 +286,89 @@ def test_the_readmes_verification_recipe_accepts_a_real_request(
     assert not namespace["verify"](b"wrong", headers, hook.body)
     stale = headers | {"X-Listener-Timestamp": str(int(NOW) - 3600)}
     assert not namespace["verify"](SECRET.encode(), stale, hook.body)
+
+
+# --- idempotency, escalations, digests ---------------------------------------------------------
+
+
+def test_every_attempt_at_an_alert_carries_the_same_idempotency_key(
+    hooks: HookServer, client: httpx.Client
+) -> None:
+    hooks.script(Answer(503, b"busy"))
+    sender = notifier(hooks, client)
+    with pytest.raises(TransportError):
+        sender.send(make_alert())
+    sender.send(make_alert())
+    sender.send(make_alert(alert_id=43))
+
+    keys = [hook.headers["idempotency-key"] for hook in hooks.requests]
+    assert keys == ["alert-42:hook", "alert-42:hook", "alert-43:hook"]
+
+
+def test_an_escalation_says_so_in_follow_up(hooks: HookServer, client: httpx.Client) -> None:
+    from dataclasses import replace
+
+    follow = FollowUp(parent_alert_id=12, kind="escalation", parent_level="critical")
+    notifier(hooks, client).send(replace(make_alert(), follow_up=follow))
+    body = json.loads(hooks.requests[0].body)
+    assert body["alert"]["follow_up"] == {"parent_alert_id": 12, "kind": "escalation"}
+
+
+def make_digest(*alerts: AlertMessage) -> Digest:
+    return Digest(
+        digest_id=3,
+        receiver="hook",
+        route="routes.toml#1",
+        reason="quiet",
+        opened_at="2024-05-01T21:05:00+00:00",
+        due_at="2024-05-02T05:00:00+00:00",
+        alerts=list(alerts),
+    )
+
+
+def test_a_digest_is_one_signed_post_with_each_alerts_body(
+    hooks: HookServer, client: httpx.Client
+) -> None:
+    from dataclasses import replace
+
+    first = make_alert()
+    second = replace(make_alert("tweede", alert_id=43), level="high")
+
+    assert notifier(hooks, client).send_digest(make_digest(first, second)) is None
+
+    [hook] = hooks.requests
+    assert hook.path == PATH_SECRET
+    assert hook.headers["content-type"] == "application/json"
+    assert hook.headers["idempotency-key"] == "digest-3:hook"
+    assert verify(SECRET, hook.headers, hook.body)
+    body = json.loads(hook.body)
+    assert body["version"] == 1
+    assert body["event"] == "digest"
+    assert body["digest"] == {
+        "id": 3,
+        "receiver": "hook",
+        "route": "routes.toml#1",
+        "reason": "quiet",
+        "title": "Held during quiet hours: 2 alerts (1 critical, 1 high)",
+        "opened_at": "2024-05-01T21:05:00+00:00",
+        "due_at": "2024-05-02T05:00:00+00:00",
+        "count": 2,
+    }
+    assert [a["alert"]["id"] for a in body["alerts"]] == [42, 43]
+    assert [a["alert"]["level"] for a in body["alerts"]] == ["critical", "high"]
+    assert body["alerts"][1]["post"] == second.post.to_dict()
+    # each alert is exactly the body `send` would have POSTed for it
+    notifier(hooks, client).send(first)
+    assert body["alerts"][0] == json.loads(hooks.requests[1].body)
+
+
+@pytest.mark.parametrize(("status", "permanent"), [(429, False), (503, False), (400, True)])
+def test_a_digest_failure_is_classified_like_an_alert(
+    hooks: HookServer, client: httpx.Client, status: int, permanent: bool
+) -> None:
+    hooks.script(Answer(status, b"nope", {"Retry-After": "5"}))
+    with pytest.raises(TransportError) as caught:
+        notifier(hooks, client).send_digest(make_digest(make_alert()))
+    assert caught.value.permanent is permanent
+    assert f"HTTP {status}" in caught.value.message
+    assert PATH_SECRET not in caught.value.message

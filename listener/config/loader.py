@@ -51,7 +51,17 @@ CSV_COLUMNS = (
     "lon",
     "radius_km",
 )
-TEMPLATES = ("email_subject.txt.j2", "email.txt.j2", "email.html.j2")
+#: The templates (in alerts/templates/) an email receiver needs: subject, text and HTML of an alert,
+#: then of a digest. `listener.notify.email` loads them by these names; `load_config` reports a
+#: missing one.
+TEMPLATES = (
+    "email_subject.txt.j2",
+    "email.txt.j2",
+    "email.html.j2",
+    "digest_subject.txt.j2",
+    "digest.txt.j2",
+    "digest.html.j2",
+)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -199,6 +209,7 @@ def load_config(path: str | Path) -> Config:
     receivers: dict[str, Receiver] = {}
     routes: list[Route] = []
     route_where: list[tuple[Path, KeyLines, int]] = []
+    route_ids: set[str] = set()
     default_receiver: str | None = None
     default_where: tuple[Path, int | None] | None = None
     for alerts_file in _toml_files(alerts_dir, "alerts_dir", path, problems):
@@ -225,6 +236,12 @@ def load_config(path: str | Path) -> Config:
                 )
             receivers[receiver.id] = receiver
         for i, route in enumerate(model.routes):
+            if route.id is None:  # digests and `listener check` name it by file and place
+                route = route.model_copy(update={"id": f"{alerts_file.stem}-{i + 1}"})
+            elif route.id in route_ids:
+                line = lines.line_of(("routes", i, "id"))
+                problems.append(Problem(alerts_file, line, f"routes[{i}].id", "used twice"))
+            route_ids.add(route.id or "")
             routes.append(route)
             route_where.append((alerts_file, lines, i))
 
@@ -249,6 +266,7 @@ def load_config(path: str | Path) -> Config:
         branch_ids = {b.id for org in routed for b in org.branches} | {NO_BRANCH}
         for key, known, what in (
             ("receivers", receivers, "receiver"),
+            ("escalate_to", receivers, "receiver"),
             ("orgs", organisations, "organisation"),
             ("branches", branch_ids, "branch"),
             ("searches", search_ids, "search"),

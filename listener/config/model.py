@@ -448,10 +448,50 @@ class Receiver(Strict):
 NO_BRANCH = "-"
 
 
-class Route(Strict):
-    """Which alerts go where. A route matches when each of its non-empty matchers does (an empty
-    one matches everything); the first matching route wins unless it says `continue = true`."""
+_CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+_SPAN = re.compile(r"^\s*(\d{1,2}:\d{2})\s*-\s*(\d{1,2}:\d{2})\s*$")
+WORKDAYS = ["mon", "tue", "wed", "thu", "fri"]
 
+
+def parse_clock(value: str) -> tuple[int, int]:
+    """'08:30' → (8, 30)."""
+    found = _CLOCK.match(value.strip())
+    if found is None:
+        raise ValueError(f"bad time of day {value!r}: write it like '08:30'")
+    return int(found.group(1)), int(found.group(2))
+
+
+def parse_span(value: str) -> tuple[tuple[int, int], tuple[int, int]]:
+    """'18:00-08:00' → ((18, 0), (8, 0)); the span may run past midnight."""
+    found = _SPAN.match(value)
+    if found is None:
+        raise ValueError(f"bad hours {value!r}: write a span like '18:00-08:00'")
+    start, end = parse_clock(found.group(1)), parse_clock(found.group(2))
+    if start == end:
+        raise ValueError(f"bad hours {value!r}: the span starts where it ends")
+    return start, end
+
+
+def _days(value: object) -> object:
+    """'workdays' and 'weekend' as shorthands for lists of days."""
+    if value == "workdays":
+        return list(WORKDAYS)
+    if value == "weekend":
+        return ["sat", "sun"]
+    return value
+
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+Days = Annotated[list[Weekday], BeforeValidator(_days)]
+
+
+class Route(Strict):
+    """Which alerts go where, and when. A route matches when each of its non-empty matchers does
+    (an empty one matches everything); the first matching route wins unless it says
+    `continue = true`. `mode`, quiet hours and escalation apply to the alerts this route sends
+    to its receivers (`listener.dispatch`)."""
+
+    id: str | None = Field(None, pattern=SLUG)  # default: "<file>#<n>" (set by the loader)
     orgs: list[str] = []
     branches: list[str] = []  # branch ids of the routed orgs; "-": alerts that name no branch
     searches: list[str] = []
@@ -460,6 +500,59 @@ class Route(Strict):
     min_level: Level = "low"
     receivers: list[str] = Field(min_length=1)
     continue_: bool = Field(False, alias="continue")
+    # instant: each alert at once; digest: one message with what came in, every `digest_every`
+    # or at the `digest_at` times (local, config `timezone`) on the `digest_days`.
+    mode: Literal["instant", "digest"] = "instant"
+    digest_every: Duration | None = None
+    digest_at: list[str] = []  # ["08:30", "13:00"]
+    digest_days: Days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]  # or "workdays"
+    # Quiet hours (local): alerts are held and sent as one message when they end; with
+    # during_quiet = "critical", critical alerts still go out at once.
+    quiet_hours: str | None = None  # "18:00-08:00"
+    quiet_days: Days = []  # whole days, e.g. "weekend"
+    during_quiet: Literal["hold", "critical"] = "hold"
+    # A critical alert nobody acknowledged within `escalate_after` goes to `escalate_to` too.
+    escalate_after: Duration | None = None
+    escalate_to: list[str] = []
+
+    @field_validator("digest_at")
+    @classmethod
+    def _times(cls, value: list[str]) -> list[str]:
+        for item in value:
+            parse_clock(item)
+        return value
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _span(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_span(value)
+        return value
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Route:
+        if self.mode == "digest" and (self.digest_every is None) == (not self.digest_at):
+            raise ValueError(
+                "a digest route needs digest_every (e.g. '1h') or digest_at (e.g. ['08:30']), "
+                "one of the two"
+            )
+        if self.mode == "instant" and (self.digest_every is not None or self.digest_at):
+            raise ValueError("digest_every and digest_at need mode = 'digest'")
+        if self.digest_every is not None and self.digest_every < timedelta(minutes=1):
+            raise ValueError("digest_every must be at least a minute")
+        if not self.digest_days:
+            raise ValueError("digest_days names no day")
+        if (self.escalate_after is None) != (not self.escalate_to):
+            raise ValueError(
+                "escalation needs both escalate_after (e.g. '15m') and escalate_to "
+                "(the receivers, e.g. ['oncall-mail'])"
+            )
+        return self
+
+    @property
+    def quiet(self) -> bool:
+        """Whether the route has quiet hours or quiet days."""
+        return self.quiet_hours is not None or bool(self.quiet_days)
 
 
 class AlertsFile(Strict):

@@ -1,14 +1,20 @@
 """Slack notifier: one `chat.postMessage` per alert, with Block Kit blocks and alert metadata.
 
+Bot scopes: `chat:write` (post, update); `channels:history` and `groups:history` (find_sent
+reads the channel, public or private); `channels:read` and `groups:read` (find_sent turns a
+channel name like "#webcare" into its id; not needed when the receiver's channel is an id);
+`reactions:read` for ✅ acknowledgements.
+
 Untrusted text (post, author, location, evidence) cannot mention anyone or make a link:
 - the post text and the author line are `plain_text` objects, which Slack never parses;
 - every `mrkdwn` string (the fallback `text`, "why it matched") goes through `escape_mrkdwn`,
   which turns `& < >` into entities (so no `<!channel>`, `<@U…>` or `<url|label>` can form) and
   puts a zero-width space after the `@` of a bare @here/@channel/@everyone.
 
-Errors are classified once, in `SlackNotifier.send`: HTTP 429/5xx, network errors and Slack errors
-such as `ratelimited` or `internal_error` are transient; bad tokens, unknown channels, invalid
-blocks and other 4xx are permanent. slack-sdk's own retries are switched off (`retry_handlers=[]`):
+Errors are classified in one place (`SlackNotifier._try`, for every Web API call): HTTP 429/5xx,
+network errors and Slack errors such as `ratelimited` or `internal_error` are transient; bad
+tokens, unknown channels or threads or messages, missing scopes, invalid blocks and other 4xx
+are permanent. slack-sdk's own retries are switched off (`retry_handlers=[]`):
 the outbox owns retrying, and a 429's Retry-After goes back to it in `TransportError.retry_after`.
 The token lives only in the `WebClient`; repr and error messages show `xoxb-…abcd` at most.
 
@@ -19,6 +25,30 @@ are the organisation's other branches and 'No particular branch' (value: `choice
 judged)`: a line saying who marked it what, and controls that show the choice ('Relevant after
 all' to undo 'Not relevant'; the chosen branch preselected). Branch names are config text but
 are treated like post text: option labels are plain_text, the 'marked' line escapes them.
+
+Every message carries metadata: event_type "listener_alert" with `alert_id`, `key`
+(`idempotency_key(alert_id, receiver id)`) and, for a follow-up, `parent_alert_id`; a digest
+"listener_digest" with `digest_id` and its `key`. `find_sent(alert)` (and `find_sent_digest`)
+looks the key up before the outbox re-sends after an attempt whose outcome is unknown (a
+timeout, a crash mid-send): among the channel's newest 100 messages (`conversations.history`
+with `include_all_metadata`) and, for a follow-up that goes into a thread, that thread
+(`conversations.replies`), and answers the "channel:ts" of the oldest match or None. A channel
+configured by name is resolved to its id once (the answer to a post, or `conversations.list`)
+and cached. A transient failure raises TransportError (outcome still unknown); a permanent one
+(no scope to read, a channel the bot cannot see) is logged as a warning once per notifier and
+answers None, so the alert is posted: delivery stays at least once.
+
+Alerts (incidents too) carry an 'Acknowledge' button (`ACTION_ACK`, value: the alert id,
+primary) until someone acknowledged them. `update_parent(parent, ref, progress, judged)`
+re-renders a sent message with `chat.update` and `build_blocks(parent, judged, progress)`: the
+header gains '· 3 follow-ups' and '· now CRITICAL' when a follow-up was more urgent, and an
+acknowledged alert loses the button and says '✅ Acknowledged by <@U123>' (a mention only for a
+Slack user id acknowledged via Slack; any other name is escaped).
+
+A digest (`send_digest`, blocks by `digest_blocks`, shared with the incoming-webhook notifier)
+is one message: the title, when the alerts were held, then the oldest 45 alerts in order (each
+a plain_text section: level, where, the start of the post, the author; an 'Open' link button),
+then 'and N more alerts: 2 high, 5 normal', within Slack's 50 blocks.
 
 A follow-up (`alert.follow_up`) whose parent reached this receiver is posted in the parent's
 thread (`thread_ts` from the parent's "channel:ts"), and also to the channel when it is more
@@ -32,10 +62,10 @@ from __future__ import annotations
 import http.client
 import logging
 import re
-from collections.abc import Mapping
-from datetime import UTC
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from rich.console import Console
 from slack_sdk import WebClient
@@ -52,14 +82,16 @@ from slack_sdk.models.blocks import (
     SectionBlock,
     StaticSelectElement,
 )
+from slack_sdk.web import SlackResponse
 
-from listener.alert import AlertMessage, Progress
-from listener.config.model import MainFile, Receiver
+from listener.alert import AlertMessage, Digest, Progress
+from listener.config.model import LEVELS, MainFile, Receiver
 from listener.notify import (
     NotifierUnavailable,
     TransportError,
     follow_up_line,
     headline,
+    idempotency_key,
     mask_secret,
     scrub,
     secret_from_env,
@@ -79,7 +111,15 @@ OPTION_TEXT_MAX = 75  # Slack: option text
 OPTION_VALUE_MAX = 150  # Slack: option value
 DEFAULT_RETRY_AFTER = 30.0
 INCIDENT_POSTS_SHOWN = 40  # Slack: at most 50 blocks a message
+DIGEST_ALERTS_SHOWN = 45  # Slack: at most 50 blocks a message (header, context, 'and N more')
+DIGEST_POST_MAX = 500  # a digest shows the start of each post
+DIGEST_LINE_MAX = 300  # ... and of its headline and author line
+HISTORY_LIMIT = 100  # find_sent: how many of the channel's newest messages it reads
+CHANNEL_PAGES_MAX = 200  # conversations.list pages read to find a channel's id by its name
+EVENT_ALERT = "listener_alert"  # message metadata event_type of an alert
+EVENT_DIGEST = "listener_digest"  # ... and of a digest
 _TS = re.compile(r"^\d+\.\d+$")
+CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")  # a channel id, as opposed to a name
 
 # ok:false errors that will fail the same way next time: fix the config, token or app instead.
 PERMANENT_ERRORS = frozenset(
@@ -108,6 +148,11 @@ PERMANENT_ERRORS = frozenset(
         "restricted_action_non_threadable_channel",
         "team_access_not_granted",
         "ekm_access_denied",
+        "not_allowed_token_type",
+        "thread_not_found",
+        "message_not_found",
+        "cant_update_message",
+        "edit_window_closed",
     }
 )
 
@@ -163,13 +208,23 @@ def clip(text: str, limit: int) -> str:
 
 
 class SlackNotifier:
-    """Posts alerts to one Slack channel with a bot token."""
+    """Posts alerts and digests to one Slack channel with a bot token."""
 
-    def __init__(self, token: str, channel: str, base_url: str, timeout: float) -> None:
+    def __init__(
+        self,
+        token: str,
+        channel: str,
+        base_url: str,
+        timeout: float,
+        receiver_id: str = "slack",
+    ) -> None:
         self.channel = channel
         self.base_url = base_url
+        self.receiver_id = receiver_id
         self._masked_token = mask_secret(token)
         self._client = make_client(token, base_url, timeout)
+        self._channel_id: str | None = channel if CHANNEL_ID.match(channel) else None
+        self._lookup_warned = False
 
     @classmethod
     def from_receiver(
@@ -192,36 +247,191 @@ class SlackNotifier:
             channel=receiver.channel,
             base_url=settings.base_url,
             timeout=settings.timeout.total_seconds(),
+            receiver_id=receiver.id,
         )
 
     def __repr__(self) -> str:
         return (
-            f"SlackNotifier(channel={self.channel!r}, base_url={self.base_url!r}, "
-            f"token={self._masked_token!r})"
+            f"SlackNotifier(channel={self.channel!r}, receiver_id={self.receiver_id!r}, "
+            f"base_url={self.base_url!r}, token={self._masked_token!r})"
         )
 
     def send(self, alert: AlertMessage) -> str | None:
         where = f"slack chat.postMessage to {self.channel}"
         channel, thread = self.channel, thread_of(alert)
-        payload: dict[str, Any] = {"alert_id": alert.alert_id}
         extra: dict[str, Any] = {}
-        if alert.follow_up is not None:
-            payload["parent_alert_id"] = alert.follow_up.parent_alert_id
         if thread is not None:
             channel, extra["thread_ts"] = thread
             if broadcast(alert):
                 extra["reply_broadcast"] = True
+        response = self._call(
+            where,
+            self._client.chat_postMessage,
+            channel=channel,
+            text=fallback_text(alert),
+            blocks=build_blocks(alert),
+            metadata=alert_metadata(alert, self.receiver_id),
+            unfurl_links=False,
+            unfurl_media=False,
+            **extra,
+        )
+        return self._reference(response, channel)
+
+    def send_digest(self, digest: Digest) -> str | None:
+        """One message for the digest's alerts; metadata "listener_digest" with its key."""
+        where = f"slack chat.postMessage of digest #{digest.digest_id} to {self.channel}"
+        response = self._call(
+            where,
+            self._client.chat_postMessage,
+            channel=self.channel,
+            text=digest_fallback_text(digest),
+            blocks=digest_blocks(digest),
+            metadata=digest_metadata(digest, self.receiver_id),
+            unfurl_links=False,
+            unfurl_media=False,
+        )
+        return self._reference(response, self.channel)
+
+    def update_parent(
+        self,
+        parent: AlertMessage,
+        ref: str,
+        progress: Progress,
+        judged: FeedbackRow | None = None,
+    ) -> None:
+        """Re-render the message `ref` ("channel:ts") of `parent` with its progress (follow-ups,
+        acknowledgement) and, when given, the newest feedback; errors as in `send`."""
+        channel, ts = _parse_ref(ref)
+        where = f"slack chat.update of {clip(ref, 100)}"
+        if not channel or not _TS.match(ts):
+            raise TransportError(f"{where}: not a Slack message reference", permanent=True)
+        self._call(
+            where,
+            self._client.chat_update,
+            channel=channel,
+            ts=ts,
+            text=fallback_text(parent),
+            blocks=build_blocks(parent, judged, progress),
+            metadata=alert_metadata(parent, self.receiver_id),
+        )
+
+    def find_sent(self, alert: AlertMessage) -> str | None:
+        """The "channel:ts" of a message this receiver already posted for the alert (its metadata
+        key), or None: among the channel's newest HISTORY_LIMIT messages and, for a follow-up
+        that goes into a thread, that thread. A permanent failure to look (a missing scope)
+        is logged once and answers None, so the alert is posted (at least once); a transient
+        one raises TransportError."""
+        key = idempotency_key(alert.alert_id, self.receiver_id)
+        return self._find(EVENT_ALERT, key, thread_of(alert))
+
+    def find_sent_digest(self, digest: Digest) -> str | None:
+        """`find_sent` for a digest message (top-level in the channel, never in a thread)."""
+        key = idempotency_key(digest.digest_id, self.receiver_id, digest=True)
+        return self._find(EVENT_DIGEST, key, None)
+
+    def _find(self, event_type: str, key: str, thread: tuple[str, str] | None) -> str | None:
         try:
-            response = self._client.chat_postMessage(
-                channel=channel,
-                text=fallback_text(alert),
-                blocks=build_blocks(alert),
-                metadata={"event_type": "listener_alert", "event_payload": payload},
-                unfurl_links=False,
-                unfurl_media=False,
-                **extra,
+            channel = self._resolve_channel()
+            if channel is not None:
+                response = self._call(
+                    f"slack conversations.history of {self.channel}",
+                    self._client.conversations_history,
+                    channel=channel,
+                    limit=HISTORY_LIMIT,
+                    include_all_metadata=True,
+                )
+                ts = _ts_with_key(response.get("messages"), event_type, key)
+                if ts is not None:
+                    return f"{channel}:{ts}"
+            if thread is not None:
+                thread_channel, thread_ts = thread
+                replies = self._try(
+                    f"slack conversations.replies of {thread_channel}:{thread_ts}",
+                    self._client.conversations_replies,
+                    frozenset({"thread_not_found"}),  # the parent is gone: nothing in it
+                    channel=thread_channel,
+                    ts=thread_ts,
+                    include_all_metadata=True,
+                )
+                if replies is not None:
+                    ts = _ts_with_key(replies.get("messages"), event_type, key)
+                    if ts is not None:
+                        return f"{thread_channel}:{ts}"
+        except TransportError as exc:
+            if not exc.permanent:
+                raise
+            self._cannot_look(exc.message)
+        return None
+
+    def _resolve_channel(self) -> str | None:
+        """The channel's id: as configured, learnt from a post's answer, or looked up by name in
+        conversations.list (cached); None when no channel the bot can see has that name."""
+        if self._channel_id is not None:
+            return self._channel_id
+        name = self.channel.removeprefix("#")
+        where = f"slack conversations.list looking for {self.channel}"
+        cursor: str | None = None
+        for _ in range(CHANNEL_PAGES_MAX):
+            response = self._call(
+                where,
+                self._client.conversations_list,
+                types="public_channel,private_channel",
+                exclude_archived=True,
+                limit=200,
+                cursor=cursor,
             )
+            for item in response.get("channels") or []:
+                if isinstance(item, dict) and item.get("name") == name:
+                    found = item.get("id")
+                    if isinstance(found, str) and CHANNEL_ID.match(found):
+                        self._channel_id = found
+                        return found
+            metadata = response.get("response_metadata")
+            cursor = metadata.get("next_cursor") if isinstance(metadata, dict) else None
+            if not cursor:
+                break
+        self._cannot_look(f"{where}: no channel the bot can see is called {name!r}")
+        return None
+
+    def _cannot_look(self, reason: str) -> None:
+        """Warn once per notifier that find_sent cannot work, so a retry may post twice."""
+        text = (
+            f"{reason}; cannot check whether Slack already shows a message, so a retry after a "
+            "lost answer may post it twice (the bot needs the scopes channels:history, "
+            "groups:history, channels:read and groups:read)"
+        )
+        log.log(logging.DEBUG if self._lookup_warned else logging.WARNING, "%s", text)
+        self._lookup_warned = True
+
+    def _reference(self, response: SlackResponse, channel: str) -> str:
+        """ "channel:ts" from chat.postMessage's answer; remembers the channel's id."""
+        answered = response.get("channel")
+        if channel == self.channel and isinstance(answered, str) and CHANNEL_ID.match(answered):
+            self._channel_id = answered  # find_sent needs no conversations.list any more
+        return f"{answered or channel}:{response.get('ts')}"
+
+    def _call(
+        self, where: str, method: Callable[..., SlackResponse], **kwargs: Any
+    ) -> SlackResponse:
+        """`method(**kwargs)`, with every failure as a TransportError."""
+        response = self._try(where, method, frozenset(), **kwargs)
+        assert response is not None
+        return response
+
+    def _try(
+        self,
+        where: str,
+        method: Callable[..., SlackResponse],
+        absent: frozenset[str],
+        **kwargs: Any,
+    ) -> SlackResponse | None:
+        """`method(**kwargs)`; None for a Slack error in `absent`; others as TransportError."""
+        try:
+            return method(**kwargs)
         except SlackApiError as exc:
+            data = exc.response.data if isinstance(exc.response.data, dict) else {}
+            if data.get("error") in absent:
+                return None
             raise self._classify(where, exc) from None
         except SlackClientError as exc:  # bad base_url, blocks that fail validation
             message = self._scrub(f"{where}: {type(exc).__name__}: {exc}")
@@ -230,7 +440,6 @@ class SlackNotifier:
             reason = getattr(exc, "reason", None) or exc
             message = self._scrub(f"{where}: cannot reach {self.base_url}: {reason!s}")
             raise TransportError(message, permanent=False) from None
-        return f"{response.get('channel', self.channel)}:{response.get('ts')}"
 
     def _classify(self, where: str, exc: SlackApiError) -> TransportError:
         response = exc.response
@@ -254,12 +463,58 @@ class SlackNotifier:
         return scrub(text, self._client.token)
 
 
+def alert_metadata(alert: AlertMessage, receiver_id: str) -> dict[str, Any]:
+    """The message metadata of an alert: its id, its idempotency key, its parent's id."""
+    payload: dict[str, Any] = {
+        "alert_id": alert.alert_id,
+        "key": idempotency_key(alert.alert_id, receiver_id),
+    }
+    if alert.follow_up is not None:
+        payload["parent_alert_id"] = alert.follow_up.parent_alert_id
+    return {"event_type": EVENT_ALERT, "event_payload": payload}
+
+
+def digest_metadata(digest: Digest, receiver_id: str) -> dict[str, Any]:
+    """The message metadata of a digest: its id and idempotency key."""
+    key = idempotency_key(digest.digest_id, receiver_id, digest=True)
+    return {
+        "event_type": EVENT_DIGEST,
+        "event_payload": {"digest_id": digest.digest_id, "key": key},
+    }
+
+
+def _parse_ref(ref: str) -> tuple[str, str]:
+    """(channel, ts) of a "channel:ts" reference (anything after a space ignored)."""
+    channel, _, ts = ref.partition(" ")[0].rpartition(":")
+    return channel, ts
+
+
+def _ts_with_key(messages: object, event_type: str, key: str) -> str | None:
+    """The oldest message's ts whose metadata is `event_type` with this idempotency key."""
+    found: list[str] = []
+    for message in messages if isinstance(messages, list) else []:
+        metadata = message.get("metadata") if isinstance(message, dict) else None
+        if not isinstance(metadata, dict) or metadata.get("event_type") != event_type:
+            continue
+        payload = metadata.get("event_payload")
+        ts = message.get("ts")
+        if isinstance(payload, dict) and payload.get("key") == key and _is_ts(ts):
+            found.append(ts)
+    return min(found, key=lambda ts: tuple(int(part) for part in ts.split("."))) if found else None
+
+
+def _is_ts(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and _TS.match(value) is not None
+
+
 def _detail(data: dict[str, Any]) -> str:
     """Slack's explanation for invalid_blocks and friends, if it sent one."""
     metadata = data.get("response_metadata")
     messages = metadata.get("messages") if isinstance(metadata, dict) else None
     if isinstance(messages, list) and messages:
         return ": " + "; ".join(str(m) for m in messages[:3])
+    if data.get("needed"):  # missing_scope
+        return f": the bot needs the scope {data['needed']}"
     return ""
 
 
@@ -290,10 +545,13 @@ def thread_of(alert: AlertMessage) -> tuple[str, str] | None:
 
 
 def broadcast(alert: AlertMessage) -> bool:
-    """A follow-up more urgent than its parent, and at least high, is shown in the channel too."""
+    """A follow-up more urgent than its parent, and at least high, is shown in the channel too;
+    so is an escalation (nobody acknowledged the alert: the thread alone would go unseen)."""
     from listener.config.model import LEVELS
 
     follow = alert.follow_up
+    if follow is not None and follow.kind == "escalation":
+        return True
     if follow is None or alert.level not in ("critical", "high"):
         return False
     parent = follow.parent_level if follow.parent_level in LEVELS else "low"
@@ -315,12 +573,14 @@ def fallback_text(alert: AlertMessage) -> str:
     return escape_mrkdwn(text)
 
 
-def _incident_blocks(alert: AlertMessage) -> list[Block]:
+def _incident_blocks(
+    alert: AlertMessage, progress: Progress | None, interactive: bool
+) -> list[Block]:
     """An incident: what the spike is, then each post (plain_text) with its link."""
     incident = alert.incident
     assert incident is not None
     blocks: list[Block] = [
-        HeaderBlock(text=PlainTextObject(text=clip(headline(alert), HEADER_MAX), emoji=True)),
+        _header(alert, progress),
         SectionBlock(text=MarkdownTextObject(text=f"*{escape_mrkdwn(incident.summary)}*")),
     ]
     shown = incident.members[-INCIDENT_POSTS_SHOWN:]
@@ -328,14 +588,10 @@ def _incident_blocks(alert: AlertMessage) -> list[Block]:
         when = member.created_at.replace("T", " ").replace("+00:00", " UTC")
         which = f"alert #{member.alert_id}" if member.alert_id else f"alert #{alert.alert_id}"
         text = f"{when} · {member.post_id} · {which}\n{member.text or '(no text)'}"
-        accessory = None
-        url = member.url
-        if url and url.startswith(("https://", "http://")) and len(url) <= URL_MAX:
-            accessory = ButtonElement(text="Open", url=url, action_id=f"open_post_{index}")
         blocks.append(
             SectionBlock(
                 text=PlainTextObject(text=clip(text, SECTION_MAX), emoji=False),
-                accessory=accessory,
+                accessory=_link_button("Open", member.url, f"open_post_{index}"),
             )
         )
     hidden = len(incident.members) - len(shown)
@@ -345,17 +601,26 @@ def _incident_blocks(alert: AlertMessage) -> list[Block]:
     why = _why(alert)
     if why:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(why, SECTION_MAX))))
+    if interactive and _takes_ack(alert, progress):
+        blocks.append(ActionsBlock(elements=[_ack_button(alert)]))
+    if progress is not None and progress.acknowledged:
+        blocks.append(_acked_context(progress))
     return blocks
 
 
 def build_blocks(
-    alert: AlertMessage, judged: FeedbackRow | None = None, progress: Progress | None = None
+    alert: AlertMessage,
+    judged: FeedbackRow | None = None,
+    progress: Progress | None = None,
+    *,
+    interactive: bool = True,
 ) -> list[Block]:
     """The alert's blocks; with `judged` (the newest feedback), as updated after a click; with
-    `progress`, as updated after follow-ups or an acknowledgement."""
+    `progress`, as updated after follow-ups or an acknowledgement. `interactive=False` leaves
+    out the controls that send clicks back (Acknowledge, feedback): for an incoming webhook."""
     post = alert.post
     if alert.incident is not None:
-        return _incident_blocks(alert)
+        return _incident_blocks(alert, progress, interactive)
     blocks: list[Block] = []
     if alert.follow_up is not None:
         follows: list[PlainTextObject | MarkdownTextObject] = [
@@ -366,7 +631,7 @@ def build_blocks(
             follows.append(PlainTextObject(text=parent, emoji=False))
         blocks.append(ContextBlock(elements=follows))
     blocks += [
-        HeaderBlock(text=PlainTextObject(text=clip(headline(alert), HEADER_MAX), emoji=True)),
+        _header(alert, progress),
         # plain_text: Slack shows it verbatim, so the post cannot mention or link anything.
         SectionBlock(
             text=PlainTextObject(
@@ -379,9 +644,7 @@ def build_blocks(
     who = _author_line(alert)
     if who:
         context.append(PlainTextObject(text=clip(who, CONTEXT_MAX), emoji=False))
-    stamp = int(post.created_at.timestamp())
-    utc = post.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    when = f"<!date^{stamp}^{{date_short_pretty}} {{time}}|{utc}>"
+    when = slack_date(post.created_at)
     facts = f"{escape_mrkdwn(clip(post.source, 100))} · {when} · score {alert.score:g}"
     context.append(MarkdownTextObject(text=facts))
     blocks.append(ContextBlock(elements=context))
@@ -391,19 +654,154 @@ def build_blocks(
         blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(why, SECTION_MAX))))
 
     actions: list[ButtonElement | StaticSelectElement] = []
-    if post.url and post.url.startswith(("https://", "http://")) and len(post.url) <= URL_MAX:
-        actions.append(ButtonElement(text="Open post", url=post.url, action_id="open_post"))
+    open_post = _link_button("Open post", post.url, "open_post")
+    if open_post is not None:
+        actions.append(open_post)
     elif post.url:
         link = escape_mrkdwn(clip(post.url, CONTEXT_MAX))
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=link, verbatim=True)]))
-    if alert.branch_choices is not None:
+    if interactive and _takes_ack(alert, progress):
+        actions.append(_ack_button(alert))
+    if interactive and alert.branch_choices is not None:
         actions += _feedback_controls(alert, judged)
     if actions:
         blocks.append(ActionsBlock(elements=actions))
     if judged is not None:
         line = MarkdownTextObject(text=clip(judged_line(alert, judged), CONTEXT_MAX))
         blocks.append(ContextBlock(elements=[line]))
+    if progress is not None and progress.acknowledged:
+        blocks.append(_acked_context(progress))
     return blocks
+
+
+def slack_date(moment: datetime) -> str:
+    """'<!date^1714564980^{date_short_pretty} {time}|2024-05-01 12:03 UTC>': shown in the
+    reader's time zone, with UTC as the fallback (mrkdwn; only listener's own numbers)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    utc = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|{utc}>"
+
+
+def _link_button(label: str, url: str | None, action_id: str) -> ButtonElement | None:
+    """A button that opens `url`, when it is an http(s) URL Slack takes; else None."""
+    if url and url.startswith(("https://", "http://")) and len(url) <= URL_MAX:
+        return ButtonElement(text=label, url=url, action_id=action_id)
+    return None
+
+
+def _header(alert: AlertMessage, progress: Progress | None) -> HeaderBlock:
+    """The headline, with '· 3 follow-ups · now CRITICAL' once its thread has follow-ups."""
+    suffix = ""
+    if progress is not None and progress.follow_ups > 0:
+        count = progress.follow_ups
+        suffix = f" · {count} follow-up{'' if count == 1 else 's'}"
+        highest = progress.highest_level
+        if highest is not None and _more_urgent(highest, alert.level):
+            suffix += f" · now {highest.upper()}"
+    text = clip(headline(alert), HEADER_MAX - len(suffix)) + suffix
+    return HeaderBlock(text=PlainTextObject(text=text, emoji=True))
+
+
+def _more_urgent(level: str, than: str) -> bool:
+    """`level` comes before `than` in LEVELS (an unknown `than` counts as low)."""
+    if level not in LEVELS:
+        return False
+    order: tuple[str, ...] = LEVELS
+    return order.index(level) < order.index(than if than in order else "low")
+
+
+def _takes_ack(alert: AlertMessage, progress: Progress | None) -> bool:
+    """A real alert (id > 0) that nobody acknowledged yet gets the 'Acknowledge' button."""
+    return alert.alert_id > 0 and not (progress is not None and progress.acknowledged)
+
+
+def _ack_button(alert: AlertMessage) -> ButtonElement:
+    return ButtonElement(
+        text="Acknowledge", action_id=ACTION_ACK, value=str(alert.alert_id), style="primary"
+    )
+
+
+def acked_line(progress: Progress) -> str:
+    """'✅ Acknowledged by <@U123>' as mrkdwn: only a well-formed Slack user id acknowledged
+    via Slack may mention; any other name is escaped."""
+    by = progress.acked_by
+    if progress.acked_via == "slack" and by and USER_ID.match(by):
+        who = f"<@{by}>"
+    else:
+        who = escape_mrkdwn(by or "someone")
+    return f"✅ Acknowledged by {who}"
+
+
+def _acked_context(progress: Progress) -> ContextBlock:
+    return ContextBlock(elements=[MarkdownTextObject(text=clip(acked_line(progress), CONTEXT_MAX))])
+
+
+# --- digests -----------------------------------------------------------------------------------
+
+
+def digest_fallback_text(digest: Digest) -> str:
+    """A digest's notification text: its title (mrkdwn, escaped)."""
+    return escape_mrkdwn(digest.title)
+
+
+def digest_blocks(digest: Digest) -> list[Block]:
+    """A digest: its title, when the alerts were held, then the oldest DIGEST_ALERTS_SHOWN
+    alerts in order (each one plain_text section with an 'Open' button for its post), then how
+    many more there are per level."""
+    blocks: list[Block] = [
+        HeaderBlock(text=PlainTextObject(text=clip(f"🗞 {digest.title}", HEADER_MAX), emoji=True)),
+        ContextBlock(elements=_held(digest)),
+    ]
+    shown = digest.alerts[:DIGEST_ALERTS_SHOWN]
+    for index, alert in enumerate(shown):
+        blocks.append(
+            SectionBlock(
+                text=PlainTextObject(text=_digest_text(alert), emoji=False),
+                accessory=_link_button("Open", alert.post.url, f"open_post_{index}"),
+            )
+        )
+    rest = digest.alerts[DIGEST_ALERTS_SHOWN:]
+    if rest:
+        counts: dict[str, int] = {}
+        for alert in rest:
+            counts[alert.level] = counts.get(alert.level, 0) + 1
+        order: list[str] = [level for level in LEVELS if level in counts]
+        order += sorted(level for level in counts if level not in LEVELS)
+        per_level = ", ".join(f"{counts[level]} {level}" for level in order)
+        noun = "alert" if len(rest) == 1 else "alerts"
+        more = clip(f"and {len(rest)} more {noun}: {per_level}", CONTEXT_MAX)
+        blocks.append(ContextBlock(elements=[PlainTextObject(text=more, emoji=False)]))
+    return blocks
+
+
+def _digest_text(alert: AlertMessage) -> str:
+    """'🟠 HIGH · where\\n<the post, cut>\\n— <author line>': plain_text, never parsed."""
+    first = headline(alert)
+    if alert.follow_up is not None:
+        first += f" · {follow_up_line(alert)}"
+    lines = [clip(first, DIGEST_LINE_MAX)]
+    if alert.incident is not None:
+        lines.append(alert.incident.summary)
+    else:
+        lines.append(clip(" ".join(alert.post.text.split()), DIGEST_POST_MAX) or "(no text)")
+        who = _author_line(alert)
+        if who:
+            lines.append(f"— {clip(who, DIGEST_LINE_MAX)}")
+    return clip("\n".join(lines), SECTION_MAX)
+
+
+def _held(digest: Digest) -> list[PlainTextObject | MarkdownTextObject]:
+    """'Held from <date> to <date>' (mrkdwn: Slack's date tokens) and the route (plain_text:
+    config text, never parsed); times that are not ISO 8601 are shown as written, plain_text."""
+    route = PlainTextObject(text=f"route {clip(digest.route, 100)}", emoji=False)
+    try:
+        start = slack_date(datetime.fromisoformat(digest.opened_at))
+        end = slack_date(datetime.fromisoformat(digest.due_at))
+    except ValueError:
+        held = f"Held from {clip(digest.opened_at, 100)} to {clip(digest.due_at, 100)}"
+        return [PlainTextObject(text=held, emoji=False), route]
+    return [MarkdownTextObject(text=f"Held from {start} to {end}"), route]
 
 
 def _feedback_controls(

@@ -3,10 +3,15 @@
 For a team that cannot install a bot: an incoming webhook posts into the one channel it was made
 for. The message is the bot notifier's (`listener.notify.slack.build_blocks` and
 `fallback_text`), so untrusted text is just as inert (post text and author in `plain_text`,
-every mrkdwn string escaped), minus the feedback controls: a webhook message cannot send clicks
-back to listener. The 'Open post' link button stays (it only opens the post). There is no
-thread either: Slack does not say where a webhook's message went, so a follow-up is a message
-of its own that says which alert it follows.
+every mrkdwn string escaped), minus the controls that send clicks back to listener, which a
+webhook message cannot do (feedback, 'Acknowledge'). The 'Open post' link button stays (it only
+opens the post). There is no thread either: Slack does not say where a webhook's message went,
+so a follow-up is a message of its own that says which alert it follows. For the same reason
+there is no `find_sent` or `update_parent`: a webhook's message cannot be found or edited.
+
+`send_digest` posts a `listener.alert.Digest` as the bot notifier's digest message
+(`listener.notify.slack.digest_blocks`: the oldest 45 alerts, each plain_text with an 'Open'
+link button, then how many more per level).
 
 The webhook URL is the secret (whoever has it can post): it comes from the environment variable
 `url_env` and is shown masked (`https://hooks.slack.com/…abcd`) in repr, errors and logs.
@@ -19,16 +24,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 from rich.console import Console
 
-from listener.alert import AlertMessage
+from listener.alert import AlertMessage, Digest
 from listener.config.model import MainFile, Receiver
-from listener.notify.slack import build_blocks, fallback_text
+from listener.notify.slack import (
+    build_blocks,
+    digest_blocks,
+    digest_fallback_text,
+    fallback_text,
+)
 from listener.notify.webhook import (
     http_url,
     keep_out_of_logs,
@@ -40,11 +49,21 @@ from listener.notify.webhook import (
 
 
 def message(alert: AlertMessage) -> dict[str, Any]:
-    """The JSON an incoming webhook takes: fallback text, blocks without feedback controls."""
-    blocks = build_blocks(replace(alert, branch_choices=None))
+    """The JSON an incoming webhook takes: fallback text, blocks without clickable controls."""
+    blocks = build_blocks(alert, interactive=False)
     return {
         "text": fallback_text(alert),
         "blocks": [block.to_dict() for block in blocks],
+        "unfurl_links": False,
+        "unfurl_media": False,
+    }
+
+
+def digest_message(digest: Digest) -> dict[str, Any]:
+    """The JSON of a digest for an incoming webhook: the bot notifier's digest blocks."""
+    return {
+        "text": digest_fallback_text(digest),
+        "blocks": [block.to_dict() for block in digest_blocks(digest)],
         "unfurl_links": False,
         "unfurl_media": False,
     }
@@ -81,13 +100,15 @@ class SlackWebhookNotifier:
         return f"SlackWebhookNotifier(name={self.name!r}, url={self._masked_url!r})"
 
     def send(self, alert: AlertMessage) -> str | None:
-        body = json.dumps(message(alert), ensure_ascii=False).encode("utf-8")
-        post_json(
-            self._client,
-            self._url,
-            body,
-            {},
-            where=f"slack incoming webhook {self._masked_url}",
-            secrets=self._secrets,
-        )
+        self._post(message(alert), f"slack incoming webhook {self._masked_url}")
         return None
+
+    def send_digest(self, digest: Digest) -> str | None:
+        """One message for the digest's alerts; None (a webhook says nothing about it)."""
+        where = f"slack incoming webhook {self._masked_url} (digest #{digest.digest_id})"
+        self._post(digest_message(digest), where)
+        return None
+
+    def _post(self, payload: dict[str, Any], where: str) -> None:
+        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        post_json(self._client, self._url, body, {}, where=where, secrets=self._secrets)

@@ -1,4 +1,4 @@
-"""Generic webhook notifier: one signed JSON POST per alert, for any tool that takes HTTP.
+"""Generic webhook notifier: one signed JSON POST per alert or digest, for any HTTP tool.
 
 The body (`payload(alert)`, schema version `SCHEMA_VERSION`; fields are only ever added within a
 version) is UTF-8 JSON:
@@ -10,9 +10,22 @@ version) is UTF-8 JSON:
                "incident": {"key", "topic", "window_seconds", "summary", "posts": [...]} | null},
      "post": the canonical post (shared/schemas/post.schema.json)}
 
+`follow_up.kind` is reply, duplicate, spike, reach or escalation (a critical alert nobody
+acknowledged in time, re-sent to the on-call receiver).
+
+A digest (`send_digest`, `digest_payload(digest)`: the alerts a route held back, as one request)
+has the same envelope with `"event": "digest"`:
+
+    {"version": 1, "event": "digest",
+     "digest": {"id", "receiver", "route", "reason" ("digest" | "quiet"), "title",
+                "opened_at", "due_at" (ISO 8601, UTC), "count"},
+     "alerts": [the body `send` POSTs for each alert (version, event "alert", alert, post),
+                oldest first]}
+
 Post text is untrusted and travels as JSON strings: nothing is rendered as HTML or markup.
-A retry sends the same body again (with a new timestamp and signature): receivers deduplicate
-on `alert.id`.
+A retry sends the same body again (with a new timestamp and signature) and the same
+`Idempotency-Key` header: `idempotency_key(alert_id, receiver)` ("alert-12:hook", a digest's
+"digest-3:hook"), so receivers can deduplicate on it (or on `alert.id` / `digest.id`).
 
 Each request is signed like Slack's and GitHub's: `X-Listener-Timestamp` is the Unix time in
 seconds, and `X-Listener-Signature: sha256=<hex>` the HMAC-SHA256, keyed with the secret from
@@ -44,12 +57,13 @@ from typing import Any
 import httpx
 from rich.console import Console
 
-from listener.alert import AlertMessage
+from listener.alert import AlertMessage, Digest
 from listener.config.model import MainFile, Receiver
 from listener.notify import (
     NotifierUnavailable,
     TransportError,
     headline,
+    idempotency_key,
     mask_secret,
     scrub,
     secret_from_env,
@@ -60,6 +74,7 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 TIMESTAMP_HEADER = "X-Listener-Timestamp"
 SIGNATURE_HEADER = "X-Listener-Signature"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 USER_AGENT = "listener/0.1 (+https://github.com/listener-webcare/listener)"
 DEFAULT_TIMEOUT = 15.0
 DEFAULT_RETRY_AFTER = 30.0
@@ -245,9 +260,37 @@ def payload(alert: AlertMessage) -> dict[str, Any]:
     }
 
 
+def digest_payload(digest: Digest) -> dict[str, Any]:
+    """The webhook body for `digest`: its facts and each alert's `payload`."""
+    return {
+        "version": SCHEMA_VERSION,
+        "event": "digest",
+        "digest": {
+            "id": digest.digest_id,
+            "receiver": digest.receiver,
+            "route": digest.route,
+            "reason": digest.reason,
+            "title": digest.title,
+            "opened_at": digest.opened_at,
+            "due_at": digest.due_at,
+            "count": len(digest.alerts),
+        },
+        "alerts": [payload(alert) for alert in digest.alerts],
+    }
+
+
 def encode(alert: AlertMessage) -> bytes:
     """The exact bytes sent (and signed)."""
-    return json.dumps(payload(alert), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _json(payload(alert))
+
+
+def encode_digest(digest: Digest) -> bytes:
+    """The exact bytes sent (and signed) for a digest."""
+    return _json(digest_payload(digest))
+
+
+def _json(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -301,11 +344,19 @@ class WebhookNotifier:
         )
 
     def send(self, alert: AlertMessage) -> str | None:
-        body = encode(alert)
+        self._post(encode(alert), idempotency_key(alert.alert_id, self.name))
+        return None
+
+    def send_digest(self, digest: Digest) -> str | None:
+        self._post(encode_digest(digest), idempotency_key(digest.digest_id, self.name, digest=True))
+        return None
+
+    def _post(self, body: bytes, key: str) -> None:
         timestamp = str(int(self._clock()))
         headers = {
             TIMESTAMP_HEADER: timestamp,
             SIGNATURE_HEADER: sign(self._secret, timestamp, body),
+            IDEMPOTENCY_HEADER: key,
         }
         post_json(
             self._client,
@@ -315,4 +366,3 @@ class WebhookNotifier:
             where=f"webhook POST to {self._masked_url}",
             secrets=self._secrets,
         )
-        return None

@@ -12,7 +12,9 @@
         mail.mail_from, mail.rcpt_tos, mail.message["Subject"], mail.message.get_body(("html",))
 
 API
-- `SmtpSink(*, tls_context=None, ssl_context=None, credentials=None)`: `tls_context` offers
+- `SmtpSink(*, tls_context=None, ssl_context=None, credentials=None, port=0)`: `port` 0 takes a
+  free one; a given port lets a test bring "the same server" back after it was down.
+  `tls_context` offers
   STARTTLS and requires it before MAIL; `ssl_context` makes it implicit TLS (SMTP_SSL);
   `credentials` ({user: password}) offers AUTH PLAIN/LOGIN (only after TLS) and requires it.
 - `.port`, `.host` ("127.0.0.1"); `start()`/`stop()` or `with`.
@@ -69,6 +71,7 @@ class SmtpSink:
         tls_context: ssl.SSLContext | None = None,
         ssl_context: ssl.SSLContext | None = None,
         credentials: dict[str, str] | None = None,
+        port: int = 0,
     ) -> None:
         self.host = HOST
         self._lock = threading.Condition()
@@ -84,7 +87,7 @@ class SmtpSink:
         self._controller = _FreePortController(
             _Handler(self),
             hostname=HOST,
-            port=0,
+            port=port,
             ssl_context=ssl_context,
             server_hostname="smtpsink.test",
             **options,
