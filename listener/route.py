@@ -69,24 +69,18 @@ def route(
 ) -> list[str]:
     """The receiver ids for an alert, in route order, without duplicates; `[default]` when no
     route matches and there is a default receiver, else none."""
-    chosen: list[str] = []
-    matched = False
-    for candidate in routes:
-        if not matches(
-            candidate,
+    chosen = list(
+        routes_of(
+            routes,
             org=org,
             search=search,
             level=level,
             branch=branch,
             labels=labels,
             source=source,
-        ):
-            continue
-        matched = True
-        chosen += [r for r in candidate.receivers if r not in chosen]
-        if not candidate.continue_:
-            break
-    if not matched and default is not None:
+        )
+    )  # a matching route has receivers, so none chosen means none matched
+    if not chosen and default is not None:
         chosen = [default]
     if active is not None:
         chosen = [r for r in chosen if r in active]

@@ -523,19 +523,8 @@ class Store:
                     recent, open_incidents = self._recent(session, message, grouper.lookback)
                     placed = grouper.place(message, receivers, recent, open_incidents)
                     message, receivers = placed.message, placed.receivers
-                row = AlertRow(
-                    post_id=post.id,
-                    org=message.org_id,
-                    branch=message.branch_id,
-                    search=message.search_id,
-                    level=message.level,
-                    score=message.score,
-                    created_at=now,
-                )
-                session.add(row)
-                session.flush()
+                row = _add_alert(session, post.id, message, now)
                 assert row.id is not None
-                row.message = replace(message, alert_id=row.id).to_json()
                 if placed is not None and placed.parent_id is not None:
                     follow_ups += 1
                     self._link(session, row.id, placed.parent_id, placed.link or "reply", now)
@@ -774,43 +763,48 @@ class Store:
             raised = reach.follow_up(alert, post, growth, raised_before)
             if raised is None:
                 continue
-            if session.get(PostRow, stand_in) is None:
-                seen_as = replace(post, id=stand_in, source=REACH_SOURCE)
-                session.add(
-                    PostRow(
-                        id=stand_in,
-                        source=REACH_SOURCE,
-                        created_at=now,
-                        fetched_at=now,
-                        data=json.dumps(seen_as.to_dict(), ensure_ascii=False),
-                    )
-                )
-                session.flush()
             message = raised.message
-            row = AlertRow(
-                post_id=stand_in,
-                org=message.org_id,
-                branch=message.branch_id,
-                search=message.search_id,
-                level=message.level,
-                score=message.score,
-                created_at=now,
-            )
-            session.add(row)
-            session.flush()
-            assert row.id is not None
-            row.message = replace(message, alert_id=row.id).to_json()
-            self._link(session, row.id, raised.parent_id, "reach", now)
+            alert_id = self._add_stand_in_alert(session, post, stand_in, REACH_SOURCE, message, now)
+            self._link(session, alert_id, raised.parent_id, "reach", now)
             follow_ups += 1
             snapshot.raised = True
             active = self._active_silences(session, now)
             written = self._write_deliveries(
-                session, row.id, message, raised.receivers, now, active, dispatch
+                session, alert_id, message, raised.receivers, now, active, dispatch
             )
             deliveries += written.deliveries
             held += written.held
             silenced += written.silenced
         return SaveResult(0, 0, deliveries, follow_ups, silenced=silenced, held=held)
+
+    def _add_stand_in_alert(
+        self,
+        session: Session,
+        post: Post,
+        stand_in: str,
+        source: str,
+        message: AlertMessage,
+        now: datetime,
+    ) -> int:
+        """An alert row for a follow-up that is not a new post (reach growing, an escalation):
+        it names the stand-in post `stand_in` (written once, `source` listener's own, its JSON
+        the post as it is now), as an alert row's post is unique per organisation. Returns the
+        new alert's id; `message` is stored with that id."""
+        if session.get(PostRow, stand_in) is None:
+            seen_as = replace(post, id=stand_in, source=source)
+            session.add(
+                PostRow(
+                    id=stand_in,
+                    source=source,
+                    created_at=now,
+                    fetched_at=now,
+                    data=json.dumps(seen_as.to_dict(), ensure_ascii=False),
+                )
+            )
+            session.flush()
+        row = _add_alert(session, stand_in, message, now)
+        assert row.id is not None
+        return row.id
 
     def _alerts_of(self, session: Session, post_id: str) -> list[Recent]:
         """The post's own alerts (not listener's), each with the thread it is in and its
@@ -1481,31 +1475,7 @@ class Store:
                 parent = session.get(AlertRow, escalation.alert_id)
                 assert parent is not None
                 original = AlertMessage.from_json(parent.message)
-                stand_in = f"{parent.post_id}#escalation"
-                if session.get(PostRow, stand_in) is None:
-                    seen_as = replace(original.post, id=stand_in, source=ESCALATION_SOURCE)
-                    session.add(
-                        PostRow(
-                            id=stand_in,
-                            source=ESCALATION_SOURCE,
-                            created_at=now,
-                            fetched_at=now,
-                            data=json.dumps(seen_as.to_dict(), ensure_ascii=False),
-                        )
-                    )
-                    session.flush()
-                row = AlertRow(
-                    post_id=stand_in,
-                    org=parent.org,
-                    branch=parent.branch,
-                    search=parent.search,
-                    level=parent.level,
-                    score=parent.score,
-                    created_at=now,
-                )
-                session.add(row)
-                session.flush()
-                assert row.id is not None and parent.id is not None
+                assert parent.id is not None
                 text = " ".join(original.post.text.split())
                 follow = FollowUp(
                     parent_alert_id=parent.id,
@@ -1513,15 +1483,18 @@ class Store:
                     parent_level=parent.level,
                     parent_text=text[:PARENT_TEXT_MAX],
                 )
-                message = replace(original, alert_id=row.id, follow_up=follow)
-                row.message = message.to_json()
-                self._link(session, row.id, parent.id, "escalation", now)
+                message = replace(original, follow_up=follow)
+                stand_in = f"{parent.post_id}#escalation"
+                alert_id = self._add_stand_in_alert(
+                    session, original.post, stand_in, ESCALATION_SOURCE, message, now
+                )
+                self._link(session, alert_id, parent.id, "escalation", now)
                 if active is None:
                     active = self._active_silences(session, now)
                 receivers = json.loads(escalation.receivers)
-                self._write_deliveries(session, row.id, message, receivers, now, active, None)
+                self._write_deliveries(session, alert_id, message, receivers, now, active, None)
                 escalation.status = "sent"
-                escalation.follow_up_id = row.id
+                escalation.follow_up_id = alert_id
                 escalated += 1
         return escalated, called_off
 
@@ -1543,6 +1516,24 @@ class Store:
             rows = list(session.exec(select(DeliveryRow).order_by(DeliveryRow.id)))  # type: ignore[arg-type]
             session.expunge_all()
             return rows
+
+
+def _add_alert(session: Session, post_id: str, message: AlertMessage, now: datetime) -> AlertRow:
+    """Insert the alert row for `message` about `post_id`; its stored message carries its id."""
+    row = AlertRow(
+        post_id=post_id,
+        org=message.org_id,
+        branch=message.branch_id,
+        search=message.search_id,
+        level=message.level,
+        score=message.score,
+        created_at=now,
+    )
+    session.add(row)
+    session.flush()
+    assert row.id is not None
+    row.message = replace(message, alert_id=row.id).to_json()
+    return row
 
 
 def _snapshot_row(post_id: str, sighting: Sighting) -> EngagementSnapshotRow:
