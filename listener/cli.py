@@ -14,12 +14,13 @@ import sys
 from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from listener import __version__
@@ -63,14 +64,20 @@ def _load(path: Path) -> Config:
         raise typer.Exit(1) from None
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+def _setup_logging(cfg: Config) -> None:
+    """Logs on stderr: JSON lines or text (`log_format`), scrubbed of the secrets in the
+    environment (`listener.logs`)."""
+    import os
+
+    from listener.logs import config_secret_names, setup_logging
+
+    setup_logging(
+        cfg.main.log_level,
+        cfg.main.log_format,
+        env=os.environ,
+        secret_names=config_secret_names(cfg),
         stream=sys.stderr,
     )
-    for noisy in ("apscheduler", "httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _version(value: bool) -> None:
@@ -99,7 +106,7 @@ def run(
     from listener.daemon import Daemon
 
     cfg = _load(config)
-    _setup_logging(cfg.main.log_level)
+    _setup_logging(cfg)
     try:
         daemon = Daemon.from_config(cfg, console=alerts_out)
     except (SQLAlchemyError, ImportError) as exc:
@@ -243,6 +250,154 @@ def sources(config: ConfigOption = DEFAULT_CONFIG) -> None:
             out.print(
                 Text(f"{name}: not configured (add [sources.{name}] to {cfg.path})", style="dim")
             )
+
+
+STATUS_ALERTS = 10  # the most recent alerts `listener status` shows
+STATUS_TEXT = 80  # characters of each alert's post text
+
+
+@app.command()
+def status(
+    config: ConfigOption = DEFAULT_CONFIG,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """The state of a (running) daemon, from the database alone: the sources, the outbox and
+    the most recent alerts."""
+    from zoneinfo import ZoneInfo
+
+    from listener.sources import build_sources
+
+    cfg = _load(config)
+    zone = ZoneInfo(cfg.main.timezone)
+    built = build_sources(cfg.main, cfg.searches, cfg.organisations, cfg.base_dir, unavailable={})
+    intervals = {source.key: source.interval for source in built}
+    url = cfg.database_url
+    states: list[Any] = []
+    counts: dict[str, int] = {}
+    alerts: list[dict[str, Any]] = []
+    missing = url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists()
+    if not missing:  # no SQLite file yet: nothing has run, and status does not create it
+        store = _open_store(cfg)
+        try:
+            states, counts, alerts = _status_rows(store)
+        finally:
+            store.close()
+    by_key = {state.key: state for state in states}
+    sources_out: list[dict[str, object]] = []
+    for key in [*intervals, *sorted(set(by_key) - set(intervals))]:
+        state, interval = by_key.get(key), intervals.get(key)
+        polled = _aware(state.updated_at) if state is not None else None
+        failures = state.failures if state is not None else 0
+        next_run: datetime | None = None
+        if interval is not None and polled is not None and not failures:
+            next_run = polled + interval
+        sources_out.append(
+            {
+                "key": key,
+                "interval_s": interval.total_seconds() if interval is not None else None,
+                "last_poll_at": polled,
+                "last_success_at": _aware(state.last_success_at)
+                if state is not None and state.last_success_at is not None
+                else None,
+                "failures": failures,
+                "last_error": state.last_error if state is not None else None,
+                "backing_off": bool(failures),
+                "next_run_at": next_run,
+                "configured": interval is not None,
+            }
+        )
+    outbox = {name: counts.get(name, 0) for name in OUTBOX_STATUSES}
+    outbox.update({name: n for name, n in counts.items() if name not in outbox})
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {"sources": sources_out, "outbox": outbox, "alerts": alerts},
+                ensure_ascii=False,
+                default=lambda value: value.isoformat(),
+            )
+        )
+        return
+    table = Table("source", "every", "last success", "failures", "last error", "next run")
+    for row in sources_out:
+        interval_s = row["interval_s"]
+        success, next_at, error = row["last_success_at"], row["next_run_at"], row["last_error"]
+        if row["backing_off"]:
+            next_text = "backing off"
+        elif isinstance(next_at, datetime):
+            next_text = _local(next_at, zone)
+        elif row["configured"]:
+            next_text = "at start"
+        else:
+            next_text = "-"  # webhook pushes, health alerts, or a source no longer configured
+        table.add_row(
+            Text(str(row["key"])),
+            _duration(interval_s) if isinstance(interval_s, float) else "-",
+            _local(success, zone) if isinstance(success, datetime) else "never",
+            str(row["failures"]),
+            Text(_cut(str(error or ""), 120), style="red"),
+            next_text,
+        )
+    _print_wide(table)
+    out.print(Text("outbox: " + ", ".join(f"{name} {n}" for name, n in outbox.items())))
+    if not alerts:
+        out.print(Text("no alerts yet"))
+        return
+    recent = Table("id", "time", "level", "org/branch", "post")
+    for alert in alerts:
+        where = f"{alert['org']}/{alert['branch']}" if alert["branch"] else str(alert["org"])
+        recent.add_row(
+            str(alert["id"]),
+            _local(alert["created_at"], zone),
+            Text(str(alert["level"])),
+            Text(where),
+            Text(str(alert["text"])),  # untrusted: never markup
+        )
+    _print_wide(recent)
+
+
+OUTBOX_STATUSES = ("pending", "sending", "held", "failed", "silenced", "sent")
+
+
+def _status_rows(store: Store) -> tuple[list[Any], dict[str, int], list[dict[str, Any]]]:
+    """The sources' states, the outbox by status and the most recent alerts (their post text
+    as the alert has it, personal data masked, cut to `STATUS_TEXT` characters)."""
+    from sqlmodel import Session, col, select
+
+    from listener.alert import AlertMessage
+    from listener.store import AlertRow
+
+    states = store.source_states()
+    counts = store.outbox_counts()
+    with Session(store.engine) as session:
+        rows = list(
+            session.exec(select(AlertRow).order_by(col(AlertRow.id).desc()).limit(STATUS_ALERTS))
+        )
+    alerts: list[dict[str, Any]] = []
+    for row in rows:
+        try:
+            text = AlertMessage.from_json(row.message).post.text if row.message else ""
+        except (ValueError, KeyError, TypeError):
+            text = ""
+        alerts.append(
+            {
+                "id": row.id,
+                "created_at": _aware(row.created_at),
+                "level": row.level,
+                "org": row.org,
+                "branch": row.branch,
+                "text": _cut(" ".join(text.split()), STATUS_TEXT),
+            }
+        )
+    return states, counts, alerts
+
+
+def _cut(text: str, size: int) -> str:
+    return text if len(text) <= size else text[: size - 1] + "…"
+
+
+def _aware(moment: datetime) -> datetime:
+    """A stored time as aware UTC (SQLite gives back naive datetimes, which are UTC)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 @app.command()
@@ -739,6 +894,90 @@ def _ack_in_slack(cfg: Config, store: Store, root: int, env: Mapping[str, str]) 
         err.print(Text(f"warning: could not update the Slack message in {receiver.id}: {reason}"))
 
 
+@app.command()
+def forget(
+    author: Annotated[
+        str,
+        typer.Option(
+            "--author", help="The author's handle as the network shows it ('@' and case ignored)."
+        ),
+    ],
+    source: Annotated[
+        str | None,
+        typer.Option("--source", help="Only their posts on this network: bluesky, mastodon, x, …"),
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Erase without asking first.")] = False,
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Erase what listener stored about an author (a request under the GDPR): their posts,
+    decisions, engagement snapshots and author rows, and the text of the alerts about their
+    posts (the alert rows stay, redacted, so counts add up; nothing about them is sent later).
+    Says what it found and asks first (--yes: does not ask); then says what it removed."""
+    from listener.config.loader import KNOWN_SOURCES
+    from listener.match import normal_handle
+
+    if source is not None and source not in KNOWN_SOURCES:
+        err.print(
+            Text(f"--source: unknown source {source!r} (known: {', '.join(sorted(KNOWN_SOURCES))})")
+        )
+        raise typer.Exit(2)
+    who = f"@{normal_handle(author)}" + (f" on {source}" if source else "")
+    cfg = _load(config)
+    store = _open_store(cfg)
+    try:
+        try:
+            found = store.forget_author(author, source=source, dry_run=True)
+        except ValueError as exc:
+            err.print(Text(f"--author: {exc}"))
+            raise typer.Exit(2) from None
+        if not found:
+            out.print(Text(f"nothing stored about {who} in {_safe_url(cfg.database_url)}"))
+            return
+        out.print(Text(f"stored about {who} (nothing erased yet): {_kinds(found)}"))
+        if not yes and not typer.confirm("erase it?", default=False, err=True):
+            err.print(Text("nothing erased"))
+            raise typer.Exit(1)
+        gone = store.forget_author(author, source=source)
+        silences = [
+            s.id
+            for s in store.silences(include_expired=True)
+            if any(
+                m.key == "author" and normal_handle(m.value) == normal_handle(author)
+                for m in s.matchers
+            )
+        ]
+    finally:
+        store.close()
+    out.print(Text(f"forgot {who}: {_kinds(gone)}"))
+    if silences:
+        names = ", ".join(str(n) for n in silences)
+        out.print(
+            Text(f"note: silence(s) {names} name this author in their matchers", style="yellow")
+        )
+
+
+_FORGET_ORDER = (
+    "posts",
+    "decisions",
+    "engagement snapshots",
+    "post authors",
+    "feedback",
+    "alerts redacted",
+    "quotes in other alerts",
+    "deliveries stopped",
+    "digest items removed",
+    "digests emptied",
+    "escalations called off",
+)
+
+
+def _kinds(counts: Mapping[str, int]) -> str:
+    """'3 posts, 3 decisions, 1 alerts redacted': what `forget` erases, posts first."""
+    order = {kind: i for i, kind in enumerate(_FORGET_ORDER)}
+    kinds = sorted(counts, key=lambda kind: order.get(kind, len(order)))
+    return ", ".join(f"{counts[kind]} {kind}" for kind in kinds)
+
+
 silence_app = typer.Typer(
     help="Silences: hold back the alerts that match some facts for a while, without losing them.",
     no_args_is_help=True,
@@ -1190,6 +1429,65 @@ def _print_tallies(heading: str, groups: Mapping[str, Tally], *, bars: bool = Fa
             cells.append(bar)
         table.add_row(*cells)
     _print_wide(table)
+
+
+db_app = typer.Typer(
+    help="The database's schema: migrations, which also run when listener starts.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(db_app, name="db")
+
+
+def _schema_engine(cfg: Config) -> Engine:
+    from listener.store import make_engine
+
+    return make_engine(cfg.database_url)
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOption = DEFAULT_CONFIG) -> None:
+    """Bring the database's schema to the newest revision, printing the migrations that ran."""
+    from listener.schema import head, upgrade
+
+    cfg = _load(config)
+    engine = _schema_engine(cfg)
+    try:
+        ran = upgrade(engine)
+    except (SQLAlchemyError, RuntimeError, ImportError) as exc:
+        reason = getattr(exc, "orig", None) or exc
+        err.print(Text(f"cannot upgrade the database {_safe_url(cfg.database_url)}: {reason}"))
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+    for revision in ran:
+        out.print(Text(f"ran {revision}"))
+    if not ran:
+        out.print(Text(f"up to date: {head()}"))
+
+
+@db_app.command("current")
+def db_current(config: ConfigOption = DEFAULT_CONFIG) -> None:
+    """The database's schema revision, and whether it is the newest (head)."""
+    from listener.schema import current
+
+    cfg = _load(config)
+    engine = _schema_engine(cfg)
+    try:
+        version = current(engine)
+    except (SQLAlchemyError, ImportError) as exc:
+        reason = getattr(exc, "orig", None) or exc
+        err.print(Text(f"cannot open the database {_safe_url(cfg.database_url)}: {reason}"))
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+    if version.is_head:
+        out.print(Text(f"{version.revision} (head)"))
+    elif version.revision is None:
+        state = "made before migrations" if version.adoptable else "empty"
+        out.print(Text(f"none ({state}); head is {version.head}: run `listener db upgrade`"))
+    else:
+        out.print(Text(f"{version.revision} (not head: {version.head}); run `listener db upgrade`"))
 
 
 def _print_wide(table: Table) -> None:

@@ -27,10 +27,11 @@ import logging
 import os
 import random
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from listener.alert import AlertMessage
 from listener.config import Config
@@ -40,18 +41,23 @@ from listener.geo.nominatim import ProfileGeocoder
 from listener.growth import GrowthWatch
 from listener.health import SourceHealth
 from listener.httpserver import Handler, HttpServer
+from listener.metrics import Metrics, healthz_endpoint, metrics_endpoint, timed
 from listener.notify import Notifier, NotifierUnavailable, build_notifier
 from listener.outbox import Deliverer, RoundResult
 from listener.pipeline import CONSOLE_FALLBACK, Classifier, HistoryLookup
 from listener.post import Post
+from listener.reload import Changes, ConfigWatcher, SwapLock, compare
 from listener.route import route
 from listener.slack_socket import slack_socket
-from listener.sources import Source, SourceError, SourceUnavailable, build_sources
+from listener.sources import Source, SourceError, SourceUnavailable, build_sources, uses
 from listener.sources.webhook import IngestEndpoint
 from listener.spikes import Grouper
 from listener.store import Store, utcnow
 from listener.text import fold
 from listener.urgency.context import AuthorHistory
+
+if TYPE_CHECKING:
+    from listener.config.model import Search
 
 log = logging.getLogger(__name__)
 MAX_BATCHES_PER_POLL = 1000
@@ -140,6 +146,17 @@ def build_grouper(config: Config, active: set[str]) -> Grouper:
     return Grouper(config.main.spikes, receivers, ignore)
 
 
+def searches_of(source: Source, searches: Sequence[Search]) -> list[str]:
+    """The saved searches a source polls for: the one its key names ("rss:search:de-bieb",
+    "x:search:de-bieb:2"), else every search that runs on its kind of source."""
+    parts = source.key.split(":")
+    ids = {search.id for search in searches}
+    for at, part in enumerate(parts[:-1]):
+        if part == "search" and parts[at + 1] in ids:
+            return [parts[at + 1]]
+    return [search.id for search in searches if uses(search, source.name)]
+
+
 def _profile_geocoder(config: Config, store: Store) -> ProfileGeocoder | None:
     """Nominatim for profile locations the gazetteer does not know, when [geo] turns it on."""
     if not config.main.geo.nominatim:
@@ -162,6 +179,7 @@ class Daemon:
     grouper: Grouper | None = None  # conversations and spikes ([spikes])
     reach: GrowthWatch | None = None  # follow-ups for alerted posts growing fast ([reach])
     dispatch: Dispatcher | None = None  # digests, quiet hours and escalation of the routes
+    metrics: Metrics | None = None  # GET /metrics (listener.metrics)
     jitter: Callable[[], float] = field(default=lambda: random.uniform(0.9, 1.1))
     stop_event: threading.Event = field(default_factory=threading.Event)
     wake_delivery: threading.Event = field(default_factory=threading.Event)
@@ -171,6 +189,11 @@ class Daemon:
     _report_lock: threading.Lock = field(default_factory=threading.Lock)
     _report_period: tuple[datetime, datetime] | None = None
     _report_pending: dict[str, int] = field(default_factory=dict)
+    # tuning while it runs (`listener.reload`): how often `run_forever` checks the configuration
+    # files (None: never); the lock polls share and `apply` takes alone; the running scheduler
+    reload_every: timedelta | None = timedelta(seconds=2)
+    _swap: SwapLock = field(default_factory=SwapLock)
+    _scheduler: Any = None
 
     @classmethod
     def from_config(
@@ -187,17 +210,20 @@ class Daemon:
             log.warning("%s", reason)
         sources = build_sources(config.main, config.searches, config.organisations, config.base_dir)
         grouper = build_grouper(config, set(notifiers))
+        metrics = Metrics(store)
+        metrics.known([s.key for s in sources], [*notifiers, *unavailable])
         return cls(
             config=config,
             store=store,
             sources=sources,
             classifier=Classifier(config, geocode=_profile_geocoder(config, store)),
-            deliverer=Deliverer(store, notifiers, config.main.outbox, unavailable),
+            deliverer=Deliverer(store, notifiers, config.main.outbox, unavailable, metrics=metrics),
             active=set(notifiers),
             health=SourceHealth(store),
             grouper=grouper,
             reach=GrowthWatch(config.urgency, grouper.route),
             dispatch=Dispatcher(config.routes, config.main.timezone, active=set(notifiers)),
+            metrics=metrics,
         )
 
     def stopping(self) -> bool:
@@ -210,6 +236,7 @@ class Daemon:
         not_before = self._not_before.get(source.key)
         if not_before is not None and now < not_before:
             return result  # backing off
+        started = time.monotonic()
         for _ in range(MAX_BATCHES_PER_POLL):
             if self.stopping():
                 break
@@ -219,12 +246,14 @@ class Daemon:
                 result.error = str(exc)
                 self._back_off(source, str(exc), exc.retry_after, permanent=not exc.transient)
                 self._check_health(source, result)
+                self._polled(source, result, started)
                 return result
             except Exception as exc:  # a bug in one source must not stop the daemon
                 log.exception("source %s crashed", source.key)
                 result.error = f"{type(exc).__name__}: {exc}"
                 self._back_off(source, result.error, None)
                 self._check_health(source, result)
+                self._polled(source, result, started)
                 return result
             result.fetched += len(batch.posts)
             result.skipped += batch.skipped
@@ -238,19 +267,30 @@ class Daemon:
                 history = history_lookup(self.store, post.source)
                 decided.append(
                     self.classifier.process(
-                        post, source.name, self.active, now=self.clock(), history=history
+                        post,
+                        source.name,
+                        self.active,
+                        now=self.clock(),
+                        history=history,
+                        metrics=self.metrics,
                     )
                 )
-            saved = self.store.save_batch(
-                source.key,
-                batch.cursor,
-                decided,
-                self.clock(),
-                grouper=self.grouper,
-                seen=seen,
-                reach=self.reach,
-                dispatch=self.dispatch,
-            )
+            with timed(self.metrics, "save"):
+                saved = self.store.save_batch(
+                    source.key,
+                    batch.cursor,
+                    decided,
+                    self.clock(),
+                    grouper=self.grouper,
+                    seen=seen,
+                    reach=self.reach,
+                    dispatch=self.dispatch,
+                )
+            if self.metrics is not None:
+                matched = sum(1 for item in decided if item.decision.get("org"))
+                self.metrics.batch(
+                    source.key, fetched=len(batch.posts), new=saved.new_posts, matched=matched
+                )
             result.new_posts += saved.new_posts
             result.alerts += saved.alerts
             result.follow_ups += saved.follow_ups
@@ -261,17 +301,42 @@ class Daemon:
                 break
         self._not_before.pop(source.key, None)
         self._check_health(source, result)
+        self._polled(source, result, started)
+        return result
+
+    def _polled(self, source: Source, result: PollResult, started: float) -> None:
+        """The poll's one log line (its numbers as fields too, for JSON logs) and metrics."""
+        seconds = time.monotonic() - started
+        if self.metrics is not None:
+            self.metrics.polled(source.key, seconds, failed=result.error is not None)
+        searches = searches_of(source, self.config.searches)
         log.info(
-            "poll %s: %d fetched, %d new, %d alerts, %d follow-ups, %d silenced, %d skipped",
+            "poll %s (%s): %d fetched, %d new, %d alerts, %d follow-ups, %d silenced, "
+            "%d skipped in %.2fs%s",
             source.key,
+            ", ".join(searches) or "no search",
             result.fetched,
             result.new_posts,
             result.alerts,
             result.follow_ups,
             result.silenced,
             result.skipped,
+            seconds,
+            f"; failed: {result.error}" if result.error is not None else "",
+            extra={
+                "event": "poll",
+                "source": source.key,
+                "searches": searches,
+                "fetched": result.fetched,
+                "new": result.new_posts,
+                "alerts": result.alerts,
+                "follow_ups": result.follow_ups,
+                "silenced": result.silenced,
+                "skipped": result.skipped,
+                "duration_s": round(seconds, 3),
+                "error": result.error,
+            },
         )
-        return result
 
     def _check_health(self, source: Source, result: PollResult) -> None:
         """Record the poll; raise one alert about listener when a source has been failing or
@@ -325,11 +390,31 @@ class Daemon:
         )
         return gone
 
+    def prune_alerts(self) -> dict[str, int]:
+        """Delete the alerts older than `[retention] alerts`, with their deliveries, digest
+        items, links, incidents, feedback, acknowledgements, escalations and posts; how many
+        rows of each kind went."""
+        before = self.clock() - self.config.main.retention.alerts
+        gone = self.store.prune_alerts(before)
+        log.info(
+            "retention: %d alert(s) from before %s deleted%s",
+            gone.get("alerts", 0),
+            before.isoformat(timespec="minutes"),
+            ", with " + ", ".join(f"{n} {kind}" for kind, n in gone.items() if kind != "alerts")
+            if gone
+            else "",
+        )
+        return gone
+
     def _prune_job(self) -> None:
         try:
             self.prune_posts()
         except Exception:  # a database hiccup: the next round tries again
             log.exception("pruning old posts failed")
+        try:
+            self.prune_alerts()
+        except Exception:
+            log.exception("pruning old alerts failed")
 
     # --- the weekly report ([report] weekly) -----------------------------------------------------
 
@@ -437,43 +522,60 @@ class Daemon:
     def ingest(self, posts: Sequence[Post]) -> int:
         """Posts pushed to POST /ingest: decided and saved as one batch; returns how many are new.
         Safe from several HTTP threads at once (the store's transaction serialises them)."""
-        unique = list({post.id: post for post in posts}.values())
-        known = self.store.known_post_ids(p.id for p in unique)
-        decided = [
-            self.classifier.process(
-                post,
-                "webhook",
-                self.active,
-                now=self.clock(),
-                history=history_lookup(self.store, post.source),
-            )
-            for post in unique
-            if post.id not in known
-        ]
-        seen = [post for post in unique if post.id in known]
-        saved = self.store.save_batch(
-            "webhook",
-            None,
-            decided,
-            self.clock(),
-            grouper=self.grouper,
-            seen=seen,
-            reach=self.reach,
-            dispatch=self.dispatch,
-        )
-        if saved.alerts or saved.follow_ups:
-            self.wake_delivery.set()
-        return saved.new_posts
+        with self._swap.shared():  # a config reload waits for this batch, as for a poll
+            unique = list({post.id: post for post in posts}.values())
+            known = self.store.known_post_ids(p.id for p in unique)
+            decided = [
+                self.classifier.process(
+                    post,
+                    "webhook",
+                    self.active,
+                    now=self.clock(),
+                    history=history_lookup(self.store, post.source),
+                    metrics=self.metrics,
+                )
+                for post in unique
+                if post.id not in known
+            ]
+            seen = [post for post in unique if post.id in known]
+            with timed(self.metrics, "save"):
+                saved = self.store.save_batch(
+                    "webhook",
+                    None,
+                    decided,
+                    self.clock(),
+                    grouper=self.grouper,
+                    seen=seen,
+                    reach=self.reach,
+                    dispatch=self.dispatch,
+                )
+            if self.metrics is not None:
+                matched = sum(1 for item in decided if item.decision.get("org"))
+                self.metrics.batch(
+                    "webhook", fetched=len(posts), new=saved.new_posts, matched=matched
+                )
+            if saved.alerts or saved.follow_ups:
+                self.wake_delivery.set()
+            return saved.new_posts
+
+    def scheduler_running(self) -> bool:
+        """Whether `run_forever`'s scheduler runs (and the daemon is not stopping): GET /healthz."""
+        scheduler = self._scheduler
+        return scheduler is not None and bool(scheduler.running) and not self.stopping()
 
     def http_server(self, env: Mapping[str, str] | None = None) -> HttpServer | None:
-        """The HTTP port's server, when [http] port is set: POST /ingest for the webhook, and
-        POST /slack/actions for the feedback buttons when Slack's signing secret is set."""
+        """The HTTP port's server, when [http] port is set: GET /healthz and GET /metrics
+        (`listener.metrics`), POST /ingest for the webhook, and POST /slack/actions for the
+        feedback buttons when Slack's signing secret is set."""
         http = self.config.main.http
         webhook = self.config.main.sources.webhook
         if http.port is None:
             return None
         env = os.environ if env is None else env
         routes: dict[tuple[str, str], Handler] = {}
+        routes["GET", "/healthz"] = healthz_endpoint(self.store, self.scheduler_running)
+        if self.metrics is not None:
+            routes["GET", "/metrics"] = metrics_endpoint(self.metrics)
         if webhook is not None and webhook.enabled:
             try:
                 endpoint = IngestEndpoint(webhook, env, self.ingest)
@@ -493,6 +595,103 @@ class Daemon:
             close = getattr(source, "close", None)
             if callable(close):
                 close()
+
+    # --- tuning while it runs (`listener.reload`) ------------------------------------------------
+
+    def apply(self, config: Config, *, env: Mapping[str, str] | None = None) -> Changes:
+        """Swap in a new configuration while running: searches, organisations, routes,
+        receivers (notifiers), the dispatcher, grouper and classifier, and the sources. A source
+        whose settings and search are unchanged keeps running as it is; new ones are scheduled,
+        and removed or changed ones are unscheduled and closed (Jetstream's websocket). Posts
+        already stored are not decided again, so a changed search does not alert on them anew.
+        Everything is built first; the swap itself holds `_swap` alone, so no poll runs with
+        half of each configuration. Returns what changed. ValueError when the sources cannot be
+        built (two with one key): nothing is swapped then."""
+        from listener.notify.console import ConsoleNotifier
+
+        current = self.deliverer.notifiers.values()  # the console alerts print to, kept
+        console = next((n.console for n in current if isinstance(n, ConsoleNotifier)), None)
+        notifiers, unavailable = build_notifiers(config, env, console)
+        built = build_sources(
+            config.main, config.searches, config.organisations, config.base_dir, env=env
+        )
+        same_geo = config.main.geo == self.config.main.geo
+        geocode = self.classifier.geocode if same_geo else _profile_geocoder(config, self.store)
+        classifier = Classifier(config, geocode=geocode)
+        grouper = build_grouper(config, set(notifiers))
+        active = set(notifiers)
+        with self._swap.alone():
+            changes = compare(self.config, config, self.sources, [s.key for s in built])
+            running = {source.key: source for source in self.sources}
+            renewed = {*changes.sources.changed, *changes.sources.added}
+            sources = [s if s.key in renewed else running[s.key] for s in built]
+            dropped = [running[key] for key in (*changes.sources.removed, *changes.sources.changed)]
+            self.config = config
+            self.sources = sources
+            self.classifier = classifier
+            self.active = active
+            self.grouper = grouper
+            self.reach = GrowthWatch(config.urgency, grouper.route)
+            self.dispatch = Dispatcher(config.routes, config.main.timezone, active=active)
+            self.deliverer = Deliverer(
+                self.store,
+                notifiers,
+                config.main.outbox,
+                unavailable,
+                clock=self.deliverer.clock,
+                metrics=self.metrics,
+            )
+            for source in dropped:
+                self._not_before.pop(source.key, None)
+            scheduler = self._scheduler
+            if scheduler is not None:
+                for source in dropped:
+                    if scheduler.get_job(f"poll:{source.key}") is not None:
+                        scheduler.remove_job(f"poll:{source.key}")
+                start = datetime.now(scheduler.timezone)
+                for source in sources:
+                    if source.key in renewed:
+                        self._schedule_poll(scheduler, source, start)
+        for source in dropped:
+            close = getattr(source, "close", None)
+            if callable(close):
+                try:
+                    close()
+                except Exception:
+                    log.exception("closing source %s failed", source.key)
+        if self.metrics is not None:  # new sources and receivers show at 0 too
+            self.metrics.known([s.key for s in sources], [*notifiers, *unavailable])
+        for reason in unavailable.values():
+            log.warning("%s", reason)
+        return changes
+
+    def _schedule_poll(self, scheduler: Any, source: Source, start: datetime) -> None:
+        """Poll `source` from `start` on, every `source.interval` (with jitter)."""
+        seconds = source.interval.total_seconds()
+        scheduler.add_job(
+            self._poll_job,
+            "interval",
+            args=[source],
+            id=f"poll:{source.key}",
+            seconds=seconds,
+            next_run_time=start,
+            misfire_grace_time=max(1, int(seconds)),
+            jitter=min(30, int(seconds * 0.1)),
+            replace_existing=True,
+        )
+
+    def _poll_job(self, source: Source) -> None:
+        """A scheduled poll: with one configuration throughout, and not of a source a reload
+        took out while this run waited."""
+        with self._swap.shared():
+            if any(s is source for s in self.sources):
+                self.poll(source)
+
+    def _reload_job(self, watcher: ConfigWatcher) -> None:
+        try:
+            watcher.check()
+        except Exception:  # a bug in reloading must not stop the daemon: keep the old config
+            log.exception("reloading the configuration failed; still running the last good one")
 
     def run_once(self) -> tuple[list[PollResult], RoundResult]:
         polls = [self.poll(source) for source in self.sources if not self.stopping()]
@@ -521,17 +720,18 @@ class Daemon:
             job_defaults={"coalesce": True, "max_instances": 1},
         )
         start = datetime.now(scheduler.timezone)
+        self._scheduler = scheduler  # `apply` reschedules the polls of a new configuration
         for source in self.sources:
-            seconds = source.interval.total_seconds()
+            self._schedule_poll(scheduler, source, start)
+        if self.reload_every is not None:  # tuning while it runs (`listener.reload`)
+            reload_seconds = self.reload_every.total_seconds()
             scheduler.add_job(
-                self.poll,
+                self._reload_job,
                 "interval",
-                args=[source],
-                id=f"poll:{source.key}",
-                seconds=seconds,
-                next_run_time=start,
-                misfire_grace_time=max(1, int(seconds)),
-                jitter=min(30, int(seconds * 0.1)),
+                args=[ConfigWatcher(self)],
+                id="reload-config",
+                seconds=reload_seconds,
+                misfire_grace_time=max(1, int(reload_seconds)),
             )
         every = self.config.main.retention.every.total_seconds()
         scheduler.add_job(

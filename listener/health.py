@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, Session, SQLModel
 
 from listener.alert import AlertMessage
@@ -48,6 +49,20 @@ class Trouble:
     text: str
 
 
+def _locked(session: Session, key: str) -> SourceHealthRow:
+    """The source's row, made if missing and locked for the transaction: two instances writing
+    one source's health (one finishing a poll as another takes it over) neither fail nor lose
+    a write. (SQLite's BEGIN IMMEDIATE already lets one writer in at a time.)"""
+    postgres = session.get_bind().dialect.name == "postgresql"
+    insert = (postgresql.insert if postgres else sqlite.insert)(SourceHealthRow).values(
+        key=key, last_posts=0
+    )
+    session.exec(insert.on_conflict_do_nothing(index_elements=["key"]))
+    row = session.get(SourceHealthRow, key, with_for_update=True)
+    assert row is not None
+    return row
+
+
 class SourceHealth:
     def __init__(self, store: Store, silent_after: timedelta = SILENT_AFTER) -> None:
         self.store = store
@@ -56,7 +71,7 @@ class SourceHealth:
 
     def succeeded(self, key: str, new_posts: int, now: datetime) -> None:
         with Session(self.store.engine, expire_on_commit=False) as session, session.begin():
-            row = session.get(SourceHealthRow, key) or SourceHealthRow(key=key)
+            row = _locked(session, key)
             row.last_poll_at = row.last_success_at = now
             row.last_posts = new_posts
             row.failing_since = None
@@ -66,7 +81,7 @@ class SourceHealth:
 
     def failed(self, key: str, error: str, now: datetime) -> None:
         with Session(self.store.engine, expire_on_commit=False) as session, session.begin():
-            row = session.get(SourceHealthRow, key) or SourceHealthRow(key=key)
+            row = _locked(session, key)
             row.last_poll_at = now
             row.last_error = error[:1000]
             row.failing_since = row.failing_since or now

@@ -1,10 +1,11 @@
-"""The daemon's HTTP port: a small threaded JSON server for POST /ingest (and, later, /healthz
-and /metrics), built on the standard library's `http.server`.
+"""The daemon's HTTP port: a small threaded JSON server for POST /ingest, POST /slack/actions,
+GET /healthz and GET /metrics, built on the standard library's `http.server`.
 
 A route is `(method, path) -> handler`; the method may be "*" for any method (the handler then
 answers 405 itself). A handler is `handler(method, headers, body) -> (status, json_body)`:
 `headers` is a case-insensitive mapping, `body` the raw request body, and the returned dict is
-sent as `application/json`. The server does the HTTP around it:
+sent as `application/json`; a handler that must answer in another format (GET /metrics: the
+Prometheus text format) returns a `RawBody` instead. The server does the HTTP around it:
 
 - 404 for a path no route has, 405 (with `Allow`) for a known path and a method no route has;
 - request bodies need `Content-Length` and may not be longer than `max_body` (413 before a byte
@@ -12,8 +13,9 @@ sent as `application/json`. The server does the HTTP around it:
 - a 401 always carries `WWW-Authenticate: Bearer`, as HTTP requires;
 - a handler that raises gets the caller a 500 and the log a traceback without the exception's
   message (which may quote the request);
-- every response is JSON, errors from `http.server` itself included, and the connection is
-  closed after each response (HTTP/1.0), so `stop()` leaves no idle keep-alive connections;
+- every response is JSON (but a handler's `RawBody`), errors from `http.server` itself
+  included, and the connection is closed after each response (HTTP/1.0), so `stop()` leaves no
+  idle keep-alive connections;
 - access is logged at debug level: client, method, path without the query string, status and
   sizes; never headers or bodies, which may hold tokens or posts.
 
@@ -31,17 +33,27 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import urlsplit
 
-__all__ = ["DEFAULT_MAX_BODY", "Handler", "Headers", "HttpServer", "Routes"]
+__all__ = ["DEFAULT_MAX_BODY", "Handler", "Headers", "HttpServer", "RawBody", "Routes"]
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[str, Mapping[str, str], bytes], tuple[int, dict[str, Any]]]
+
+@dataclass(frozen=True, slots=True)
+class RawBody:
+    """A reply body that is not JSON: the bytes as they are, with their content type."""
+
+    data: bytes
+    content_type: str
+
+
+Handler = Callable[[str, Mapping[str, str], bytes], tuple[int, dict[str, Any] | RawBody]]
 Routes = Mapping[tuple[str, str], Handler]
 
 DEFAULT_MAX_BODY = 10 * 1024 * 1024  # the server's cap; a handler may enforce a smaller one
@@ -306,17 +318,25 @@ class _RequestHandler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
-    def _reply(self, status: int, payload: dict[str, Any], allow: list[str] | None = None) -> int:
-        try:
-            data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-        except (TypeError, ValueError):
-            log.error(
-                "%s %s: the handler returned a body that is not JSON", self.command, self._path()
-            )
-            status, data = 500, b'{"error": "internal error"}'
+    def _reply(
+        self, status: int, payload: dict[str, Any] | RawBody, allow: list[str] | None = None
+    ) -> int:
+        content_type = "application/json; charset=utf-8"
+        if isinstance(payload, RawBody):
+            data, content_type = payload.data, payload.content_type
+        else:
+            try:
+                data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+            except (TypeError, ValueError):
+                log.error(
+                    "%s %s: the handler returned a body that is not JSON",
+                    self.command,
+                    self._path(),
+                )
+                status, data = 500, b'{"error": "internal error"}'
         try:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             self.send_header("Cache-Control", "no-store")
             if status == 401:

@@ -34,6 +34,7 @@ from datetime import datetime, timedelta
 
 from listener.alert import AlertMessage, Digest
 from listener.config.model import OutboxSettings
+from listener.metrics import Metrics, timed
 from listener.notify import Notifier, TransportError
 from listener.store import UNKNOWN_OUTCOME, ClaimedDigest, Store, utcnow
 
@@ -67,12 +68,14 @@ class Deliverer:
         settings: OutboxSettings,
         unavailable: Mapping[str, str] | None = None,
         clock: Callable[[], datetime] = utcnow,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.notifiers = notifiers
         self.settings = settings
         self.unavailable = dict(unavailable or {})
         self.clock = clock
+        self.metrics = metrics  # alerts sent, failed and retried; send time; latencies
 
     def deliver_due(self, stop: Callable[[], bool] = lambda: False) -> RoundResult:
         """One round: escalations due, every row due now (oldest first), then due digests."""
@@ -159,6 +162,8 @@ class Deliverer:
             if ref is not None:
                 self.store.mark_sent(delivery_id, ref, now)
                 result.found += 1
+                if self.metrics is not None:
+                    self.metrics.sent(receiver, None, now)
                 log.warning(
                     "delivery %s to %s had reached it before (found %s): not sent again",
                     delivery_id,
@@ -166,11 +171,14 @@ class Deliverer:
                     ref,
                 )
                 return
-            ref = notifier.send(alert)
+            with timed(self.metrics, "deliver"):
+                ref = notifier.send(alert)
         except TransportError as exc:
             if exc.permanent:
                 self.store.mark_failed(delivery_id, exc.message)
                 result.failed += 1
+                if self.metrics is not None:
+                    self.metrics.failed(receiver)
                 log.error(
                     "delivery %s to %s failed for good: %s", delivery_id, receiver, exc.message
                 )
@@ -185,6 +193,8 @@ class Deliverer:
             return
         self.store.mark_sent(delivery_id, ref, now)
         result.sent += 1
+        if self.metrics is not None:
+            self.metrics.sent(receiver, alert, self.clock())
         log.info("alert delivered: delivery %s to %s (%s)", delivery_id, receiver, ref or "ok")
         self._update_parent(notifier, alert, receiver)
 
@@ -231,13 +241,16 @@ class Deliverer:
             find_sent = getattr(notifier, "find_sent_digest", None)
             ref = find_sent(digest) if claimed.unclear and find_sent is not None else None
             if ref is None:
-                ref = send(digest)
+                with timed(self.metrics, "deliver"):
+                    ref = send(digest)
             else:
                 log.warning("digest %s had reached %s before (%s)", digest_id, receiver, ref)
         except TransportError as exc:
             if exc.permanent:
                 self.store.mark_digest_failed(digest_id, exc.message)
                 result.failed += len(digest.alerts)
+                if self.metrics is not None:
+                    self.metrics.failed(receiver, len(digest.alerts))
                 log.error("digest %s to %s failed for good: %s", digest_id, receiver, exc.message)
             else:
                 error = (
@@ -252,6 +265,8 @@ class Deliverer:
             return
         self.store.mark_digest_sent(digest_id, ref, self.clock())
         result.digests += 1
+        if self.metrics is not None:  # held on purpose: no latency
+            self.metrics.sent(receiver, None, self.clock(), count=len(digest.alerts))
         log.info(
             "digest %s delivered to %s: %d alert(s) (%s)",
             digest_id,
@@ -269,11 +284,15 @@ class Deliverer:
                 digest_id, f"gave up after {claimed.attempts} attempts: {error}"
             )
             result.failed += len(claimed.messages)
+            if self.metrics is not None:
+                self.metrics.failed(receiver, len(claimed.messages))
             log.error("digest %s to %s: gave up: %s", digest_id, receiver, error)
             return
         wait = self._wait(claimed.attempts, retry_after)
         self.store.mark_digest_retry(digest_id, error, self.clock() + wait)
         result.retried += 1
+        if self.metrics is not None:
+            self.metrics.retried(receiver)
         log.warning(
             "digest %s to %s will be retried in %.0fs: %s",
             digest_id,
@@ -316,6 +335,8 @@ class Deliverer:
         if attempts >= self.settings.max_attempts:
             self.store.mark_failed(delivery_id, f"gave up after {attempts} attempts: {error}")
             result.failed += 1
+            if self.metrics is not None:
+                self.metrics.failed(receiver)
             log.error(
                 "delivery %s to %s: gave up after %s attempts: %s",
                 delivery_id,
@@ -329,6 +350,8 @@ class Deliverer:
             error = UNKNOWN_OUTCOME + error  # no "not now" from the receiver: it may have it
         self.store.mark_retry(delivery_id, error, self.clock() + wait)
         result.retried += 1
+        if self.metrics is not None:
+            self.metrics.retried(receiver)
         log.warning(
             "delivery %s to %s will be retried in %.0fs: %s",
             delivery_id,

@@ -23,6 +23,7 @@ from listener.geo.areas import Area, AreaIndex, BranchHit, load_area
 from listener.geo.gazetteer import Gazetteer, default_gazetteer
 from listener.geo.locate import Geocode, Located, locate
 from listener.match import SearchMatcher, Term, Text, normal_handle
+from listener.metrics import Metrics, StageTimer
 from listener.post import Post
 from listener.route import route
 from listener.store import Decided, NewAlert
@@ -150,19 +151,23 @@ class Classifier:
         fetched_by: str | None = None,
         now: datetime | None = None,
         history: HistoryLookup | None = None,
+        metrics: Metrics | None = None,
     ) -> Decision:
         """Match, locate and score one post. `now` is when the decision is made (default: when
         the post was written); `history` looks up the author's earlier posts about the
-        organisation (the daemon's store; None offline)."""
+        organisation (the daemon's store; None offline); `metrics` times the stages."""
+        stages = StageTimer(metrics)
         decision = Decision(post_id=post.id)
-        text = Text.of(post.text)
+        with stages.stage("match"):
+            text = Text.of(post.text)
         located_cache: dict[str | None, Located] = {}
         candidates: list[_Candidate] = []
         for matcher in self.matchers:
             search = matcher.search
-            if not matcher.applies_to(post, fetched_by):
-                continue
-            result = matcher.match(post, text, fetched_by)
+            with stages.stage("match"):
+                if not matcher.applies_to(post, fetched_by):
+                    continue
+                result = matcher.match(post, text, fetched_by)
             decision.near_misses += result.near_misses
             if not result.matched:
                 decision.evidence += result.evidence  # rejections say why
@@ -173,7 +178,8 @@ class Classifier:
                     if search.org
                     else self.all_index
                 )
-                located_cache[search.org] = locate(post, index, self.gazetteer, self.geocode)
+                with stages.stage("locate"):
+                    located_cache[search.org] = locate(post, index, self.gazetteer, self.geocode)
             located = located_cache[search.org]
             hit = located.branch
             if search.kind == "brand":
@@ -217,21 +223,25 @@ class Classifier:
             candidates = [c for c in candidates if c.org != own]
             decision.evidence.append(f"posted by {own}'s own account: not an alert for {own}")
         if not candidates:
+            stages.observe()
             return decision
         best = max(candidates, key=lambda c: c.rank)
         decision.org, decision.branch, decision.query = best.org, best.branch, best.search_id
         decision.distance_km = best.distance_km
         decision.evidence += [e for e in best.located.evidence if e not in decision.evidence]
         profile = post.author.location if post.author else None
-        choice = self.branches.choose(
-            best.org, text, best.located, best.branch, best.distance_km, profile
-        )
+        with stages.stage("locate"):
+            choice = self.branches.choose(
+                best.org, text, best.located, best.branch, best.distance_km, profile
+            )
         decision.branch, decision.distance_km = choice.branch, choice.distance_km
         decision.evidence += choice.evidence
-        context = self._context(post, decision.org, decision.branch, now, history)
-        urgency = score_post(post, self.config.urgency, context)
+        with stages.stage("score"):
+            context = self._context(post, decision.org, decision.branch, now, history)
+            urgency = score_post(post, self.config.urgency, context)
         decision.urgency, decision.score = urgency.level, urgency.score
         decision.labels, decision.reasons = urgency.labels, urgency.reasons
+        stages.observe()
         return decision
 
     def _context(
@@ -312,6 +322,7 @@ class Classifier:
         active: Collection[str] | None,
         now: datetime | None = None,
         history: HistoryLookup | None = None,
+        metrics: Metrics | None = None,
     ) -> Decided:
-        decision = self.decide(post, fetched_by, now, history)
+        decision = self.decide(post, fetched_by, now, history, metrics)
         return Decided(post, decision.to_json(), self.alert_for(post, decision, active))

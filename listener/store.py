@@ -15,7 +15,19 @@ an alert is delivered at least once and a crash costs one duplicate at most.
 
 SQLite runs in WAL mode with `busy_timeout` and `foreign_keys` on every connection, and every
 transaction starts with `BEGIN IMMEDIATE`, so a read-then-write never fails on a lock upgrade.
-All times are timezone-aware UTC (sqlmodel stores and returns them so).
+PostgreSQL (`postgresql+psycopg://…`) runs READ COMMITTED and lets writers run side by side, so
+no read-then-write here relies on being alone: inserts that may race another process's use
+`INSERT … ON CONFLICT` (posts, stand-in posts, acknowledgements, cursors, failure counts),
+claims are conditional UPDATEs, due escalations are taken with `FOR UPDATE SKIP LOCKED`, a post
+seen again is locked while its growth is judged, and what no key can guard (placing an alert
+against the organisation's recent ones, finding or opening a digest) holds an advisory lock
+(`_serialise`); a batch PostgreSQL aborts for a deadlock is run again (`_rerunning`). Each of
+these is also right on SQLite, where it is simply never contended.
+All times are timezone-aware UTC: sqlmodel maps `datetime` to `UTCDateTime`, `timestamp with
+time zone` on PostgreSQL, and gives back aware UTC on both.
+
+The schema is migrated with Alembic (`listener.schema`, `listener/migrations`) when a Store
+opens: a new table or column needs a revision there, not only a model here.
 
 Conversations and spikes (`listener.spikes.Grouper`, when `save_batch` is given one) are decided
 in the same transaction: each new alert is placed against the organisation's recent alerts and
@@ -24,7 +36,8 @@ or near-duplicate of an alerted post, one more post of an incident) is an alert 
 other, so the unique keys and the outbox hold for it too, plus a row in `alert_links` naming
 the alert whose thread it joins; an incident is the alert of the post that completed the spike,
 with a row in `incidents` and `member` links to the alerts it names. Only new tables: databases
-made before these existed get them at start-up (`create_all`), and their alerts load as before.
+made before these existed get them at start-up (the baseline migration adds missing tables),
+and their alerts load as before.
 
 `post_authors` holds each saved post's author (normalised handle and source) and time, indexed
 by handle and time, so `author_history` counts an author's earlier posts about an organisation
@@ -53,15 +66,16 @@ it is never claimed, so it stays silenced after the silence ends. `silences` and
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
     Engine,
     Index,
+    Insert,
     UniqueConstraint,
     and_,
     delete,
@@ -71,6 +85,9 @@ from sqlalchemy import (
     or_,
     update,
 )
+from sqlalchemy import text as sql_text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import aliased
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
@@ -131,7 +148,9 @@ class EngagementSnapshotRow(SQLModel, table=True):
 #: The source of the stand-in posts that reach follow-ups' alert rows name.
 REACH_SOURCE = "listener:reach"
 ESCALATION_SOURCE = "listener:escalation"
-STAND_IN_SOURCES = (REACH_SOURCE, ESCALATION_SOURCE)  # posts that are not posts
+#: The stand-in post an alert names once its post was forgotten: `forgotten:<alert id>`.
+FORGOTTEN_SOURCE = "listener:forgotten"
+STAND_IN_SOURCES = (REACH_SOURCE, ESCALATION_SOURCE, FORGOTTEN_SOURCE)  # posts that are not posts
 #: An outbox row's last_error starts so when the receiver may have got the alert after all
 #: (a timeout, a reset, a crash mid-send): the next attempt asks the receiver first.
 UNKNOWN_OUTCOME = "outcome unknown: "
@@ -393,7 +412,11 @@ class _Written:
 def make_engine(url: str) -> Engine:
     """An engine; SQLite gets WAL, a busy timeout, foreign keys and BEGIN IMMEDIATE."""
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True)
+        # A daemon uses a few connections at once (poller threads, the deliverer, HTTP);
+        # pre-ping replaces connections the server closed (restart, idle timeout).
+        return create_engine(
+            url, pool_pre_ping=True, pool_size=5, max_overflow=10, pool_recycle=1800
+        )
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
     @event.listens_for(engine, "connect")
@@ -413,11 +436,47 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+_T = TypeVar("_T")
+#: PostgreSQL's deadlock_detected and serialization_failure: the transaction may simply be rerun.
+_RERUN = ("40P01", "40001")
+
+
+def _rerunning(work: Callable[[], _T], attempts: int = 5) -> _T:
+    """Run a transaction, again when PostgreSQL aborted it for a deadlock with another one."""
+    for attempt in range(attempts):
+        try:
+            return work()
+        except DBAPIError as error:
+            if getattr(error.orig, "sqlstate", None) not in _RERUN or attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _insert(session: Session, model: type[SQLModel]) -> Any:
+    """INSERT into `model`'s table in the session's dialect, which knows ON CONFLICT (SQLite and
+    PostgreSQL both do): an insert that races another process's ends without an error."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(model)
+    return sqlite.insert(model)
+
+
+def _serialise(session: Session, key: str) -> None:
+    """Hold the lock named `key` until the transaction ends. On PostgreSQL an advisory lock, for
+    a find-or-create no unique key can guard; SQLite needs none, as BEGIN IMMEDIATE already
+    lets one writer in at a time."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection().execute(
+            sql_text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
+        )
+
+
 class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
-        SQLModel.metadata.create_all(self.engine)
+        from listener.schema import upgrade
+
+        upgrade(self.engine)  # migrations to head (listener.schema); logs the ones that ran
 
     def close(self) -> None:
         self.engine.dispose()
@@ -456,25 +515,40 @@ class Store:
         counts are a new engagement snapshot, and with `reach`, an alerted one growing fast gets
         a follow-up (`_seen_again`). With `dispatch`, deliveries a route holds (digest mode,
         quiet hours) are written `held`, in a digest (`_hold`), and a critical alert whose route
-        escalates gets an `escalations` row."""
-        now = now or utcnow()
+        escalates gets an `escalations` row.
+
+        Several processes may save at once (PostgreSQL): a post is inserted with ON CONFLICT DO
+        NOTHING, so of two batches holding it, one saves it (and alerts on it) and the other
+        skips it; the posts go in in id order, and alert placement is serialised per
+        organisation (`_serialise`), and a transaction PostgreSQL aborts for a deadlock is
+        rerun."""
+        at = now or utcnow()
+        return _rerunning(
+            lambda: self._save_batch(
+                source_key, cursor, decided, at, grouper, seen, reach, dispatch
+            )
+        )
+
+    def _save_batch(
+        self,
+        source_key: str,
+        cursor: str | None,
+        decided: Sequence[Decided],
+        now: datetime,
+        grouper: Grouper | None,
+        seen: Sequence[Post],
+        reach: GrowthWatch | None,
+        dispatch: Dispatcher | None,
+    ) -> SaveResult:
         new_posts = alerts = deliveries = follow_ups = incidents = silenced = held = 0
         active: list[Silence] | None = None  # read when the first alert needs them
         with Session(self.engine) as session, session.begin():
+            fresh = self._insert_posts(session, [item.post for item in decided], now)
             for item in decided:
-                if session.get(PostRow, item.post.id) is not None:
+                if item.post.id not in fresh:
                     continue
+                fresh.discard(item.post.id)  # a post twice in the batch counts once
                 post = item.post
-                session.add(
-                    PostRow(
-                        id=post.id,
-                        source=post.source,
-                        created_at=post.created_at.astimezone(UTC),
-                        fetched_at=now,
-                        data=json.dumps(post.to_dict(), ensure_ascii=False),
-                    )
-                )
-                session.flush()  # rows that refer to the post come after it
                 first = Sighting.of(post, now)
                 if first is not None:
                     session.add(_snapshot_row(post.id, first))
@@ -520,6 +594,7 @@ class Store:
                 receivers = list(new_alert.receivers)
                 placed: Placement | None = None
                 if grouper is not None:
+                    _serialise(session, f"alerts:{message.org_id}")
                     recent, open_incidents = self._recent(session, message, grouper.lookback)
                     placed = grouper.place(message, receivers, recent, open_incidents)
                     message, receivers = placed.message, placed.receivers
@@ -543,7 +618,7 @@ class Store:
                 deliveries += written.deliveries
                 held += written.held
                 silenced += written.silenced
-            for again in {post.id: post for post in seen}.values():
+            for again in sorted({post.id: post for post in seen}.values(), key=_post_id):
                 grown = self._seen_again(session, again, now, reach, dispatch)
                 follow_ups += grown.follow_ups
                 deliveries += grown.deliveries
@@ -551,6 +626,32 @@ class Store:
                 held += grown.held
             self._set_cursor(session, source_key, cursor, now)
         return SaveResult(new_posts, alerts, deliveries, follow_ups, incidents, silenced, held)
+
+    def _insert_posts(self, session: Session, posts: Sequence[Post], now: datetime) -> set[str]:
+        """Insert the posts the store lacks, in id order (two batches sharing posts then lock
+        them in the same order); returns the ids inserted. A post another transaction inserts
+        at the same time waits for it, and is then left out."""
+        first: dict[str, Post] = {}
+        for post in posts:
+            first.setdefault(post.id, post)
+        inserted: set[str] = set()
+        for post_id in sorted(first):
+            post = first[post_id]
+            result = session.exec(
+                _insert(session, PostRow)
+                .values(
+                    id=post.id,
+                    source=post.source,
+                    created_at=post.created_at.astimezone(UTC),
+                    fetched_at=now,
+                    data=json.dumps(post.to_dict(), ensure_ascii=False),
+                )
+                .on_conflict_do_nothing(index_elements=["id"])
+                .returning(PostRow.id)  # a row back: inserted (rowcount is not reliable here)
+            )
+            if result.first() is not None:
+                inserted.add(post_id)
+        return inserted
 
     def _write_deliveries(
         self,
@@ -606,7 +707,11 @@ class Store:
         self, session: Session, delivery_id: int, receiver: str, hold: Hold, now: datetime
     ) -> None:
         """Put a delivery in the open digest of its receiver, route and due time (a new one
-        when there is none yet)."""
+        when there is none yet): serialised, so two processes holding alerts for the same digest
+        at once do not open two."""
+        _serialise(
+            session, f"digest:{receiver}:{hold.route}:{hold.reason}:{hold.due_at.isoformat()}"
+        )
         digest = session.exec(
             select(DigestRow).where(
                 DigestRow.receiver == receiver,
@@ -737,7 +842,8 @@ class Store:
         (`follow_ups`, `deliveries` and `silenced` of the result count them)."""
         nothing = SaveResult(0, 0, 0)
         sighting = Sighting.of(post, now)
-        if sighting is None or session.get(PostRow, post.id) is None:
+        # the post's row lock serialises two processes seeing it again at once (PostgreSQL)
+        if sighting is None or session.get(PostRow, post.id, with_for_update=True) is None:
             return nothing
         earlier = list(
             session.exec(
@@ -790,18 +896,18 @@ class Store:
         it names the stand-in post `stand_in` (written once, `source` listener's own, its JSON
         the post as it is now), as an alert row's post is unique per organisation. Returns the
         new alert's id; `message` is stored with that id."""
-        if session.get(PostRow, stand_in) is None:
-            seen_as = replace(post, id=stand_in, source=source)
-            session.add(
-                PostRow(
-                    id=stand_in,
-                    source=source,
-                    created_at=now,
-                    fetched_at=now,
-                    data=json.dumps(seen_as.to_dict(), ensure_ascii=False),
-                )
+        seen_as = replace(post, id=stand_in, source=source)
+        session.exec(
+            _insert(session, PostRow)
+            .values(
+                id=stand_in,
+                source=source,
+                created_at=now,
+                fetched_at=now,
+                data=json.dumps(seen_as.to_dict(), ensure_ascii=False),
             )
-            session.flush()
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
         row = _add_alert(session, stand_in, message, now)
         assert row.id is not None
         return row.id
@@ -941,10 +1047,12 @@ class Store:
         )
 
     def _touch_incident(self, session: Session, alert_id: int, posted: datetime) -> None:
-        row = session.get(IncidentRow, alert_id)
-        if row is not None and posted.astimezone(UTC) > row.last_at:
-            row.last_at = posted.astimezone(UTC)
-            session.add(row)
+        posted = posted.astimezone(UTC)  # one UPDATE: a later post is never overwritten
+        session.exec(
+            update(IncidentRow)
+            .where(col(IncidentRow.alert_id) == alert_id, col(IncidentRow.last_at) < posted)
+            .values(last_at=posted)
+        )
 
     def _open_incident(
         self, session: Session, row: AlertRow, placed: Placement, now: datetime
@@ -1015,15 +1123,16 @@ class Store:
             if session.get(AlertRow, alert_id) is None:
                 raise KeyError(alert_id)
             root = self._root(session, alert_id)
-            existing = session.get(AckRow, root)
-            if existing is not None:
-                session.expunge(existing)
-                return existing, False
-            row = AckRow(alert_id=root, by=by, via=via, acked_at=now or utcnow())
-            session.add(row)
-            session.flush()
+            inserted = session.exec(  # two acks at once: one row, the other finds it
+                _insert(session, AckRow)
+                .values(alert_id=root, by=by, via=via, acked_at=now or utcnow())
+                .on_conflict_do_nothing(index_elements=["alert_id"])
+                .returning(AckRow.alert_id)
+            ).first()
+            row = session.get(AckRow, root)
+            assert row is not None
             session.expunge(row)
-            return row, True
+            return row, inserted is not None
 
     def ack_of(self, alert_id: int) -> AckRow | None:
         """The acknowledgement of the alert's conversation, if any."""
@@ -1077,27 +1186,41 @@ class Store:
         )
 
     def _set_cursor(self, session: Session, key: str, value: str | None, now: datetime) -> None:
-        row = session.get(CursorRow, key)
-        if row is None:
-            row = CursorRow(key=key, value=value, updated_at=now)
-        elif value is not None:
-            row.value = value
-        row.updated_at = now
-        row.failures = 0
-        row.last_error = None
-        row.last_success_at = now
-        session.add(row)
+        """Upsert the source's row (a None value keeps the cursor it had)."""
+        statement: Insert = _insert(session, CursorRow).values(
+            key=key, value=value, updated_at=now, failures=0, last_success_at=now
+        )
+        session.exec(
+            statement.on_conflict_do_update(  # type: ignore[attr-defined]
+                index_elements=["key"],
+                set_={
+                    "value": func.coalesce(statement.excluded.value, CursorRow.value),  # type: ignore[attr-defined]
+                    "updated_at": now,
+                    "failures": 0,
+                    "last_error": None,
+                    "last_success_at": now,
+                },
+            )
+        )
 
     def record_source_failure(self, key: str, error: str, now: datetime | None = None) -> int:
         """Count one more consecutive failure of a source; returns the count."""
         now = now or utcnow()
         with Session(self.engine) as session, session.begin():
-            row = session.get(CursorRow, key) or CursorRow(key=key, updated_at=now)
-            row.failures += 1
-            row.last_error = error[:1000]
-            row.updated_at = now
-            session.add(row)
-            return row.failures
+            statement = _insert(session, CursorRow).values(
+                key=key, updated_at=now, failures=1, last_error=error[:1000]
+            )
+            counted = session.exec(  # one statement: two failures at once count two
+                statement.on_conflict_do_update(
+                    index_elements=["key"],
+                    set_={
+                        "failures": CursorRow.failures + 1,
+                        "last_error": error[:1000],
+                        "updated_at": now,
+                    },
+                ).returning(CursorRow.failures)
+            ).one()
+            return int(counted[0])
 
     def source_states(self) -> list[CursorRow]:
         with Session(self.engine) as session, session.begin():
@@ -1458,11 +1581,12 @@ class Store:
 
         escalated = called_off = 0
         with Session(self.engine) as session, session.begin():
-            due = list(
+            due = list(  # rows another process is escalating now are its, and skipped
                 session.exec(
                     select(EscalationRow)
                     .where(EscalationRow.status == "pending", col(EscalationRow.due_at) <= now)
                     .order_by(col(EscalationRow.due_at), col(EscalationRow.alert_id))
+                    .with_for_update(skip_locked=True)
                 )
             )
             active: list[Silence] | None = None
@@ -1516,6 +1640,331 @@ class Store:
             rows = list(session.exec(select(DeliveryRow).order_by(DeliveryRow.id)))  # type: ignore[arg-type]
             session.expunge_all()
             return rows
+
+    # --- privacy: alert retention and forgetting an author (issue 8) -----------------------------
+
+    FORGOTTEN_SOURCE = FORGOTTEN_SOURCE
+    #: The last_error of an outbox row that will not be sent because its post was forgotten.
+    FORGOTTEN_REASON = "forgotten on request"
+
+    def prune_alerts(self, before: datetime) -> dict[str, int]:
+        """Delete the alerts created before `before` with everything hanging off them (outbox
+        rows, digest items, links, incidents, feedback, acknowledgements, escalations) and their
+        posts, unless a newer alert still names the post. Returns how many rows of each kind
+        went ({} when nothing was that old)."""
+        with Session(self.engine) as session, session.begin():
+            old: list[int] = []
+            posts: set[str] = set()
+            for alert_id, post_id in session.exec(
+                select(AlertRow.id, AlertRow.post_id).where(col(AlertRow.created_at) < before)
+            ):
+                if alert_id is not None:
+                    old.append(int(alert_id))
+                    posts.add(post_id)
+            if not old:
+                return {}
+            counts = self._delete_alerts(session, old)
+            named: set[str] = set()
+            for chunk in self._chunks(sorted(posts)):
+                named.update(
+                    session.exec(select(AlertRow.post_id).where(col(AlertRow.post_id).in_(chunk)))
+                )
+            for kind, n in self._delete_posts(session, sorted(posts - named)).items():
+                counts[kind] = counts.get(kind, 0) + n
+        return {kind: n for kind, n in counts.items() if n}
+
+    def forget_author(
+        self,
+        handle: str,
+        *,
+        source: str | None = None,
+        now: datetime | None = None,
+        dry_run: bool = False,
+    ) -> dict[str, int]:
+        """Erase what is stored about an author (a request under the GDPR): their posts with
+        the decisions, engagement snapshots and `post_authors` rows, and the text of the alerts
+        about their posts. Alert rows stay (reports count them), each re-pointed at a stand-in
+        post `forgotten:<alert id>` (source FORGOTTEN_SOURCE: no text, author or URL), with its
+        stored message replaced by a redacted one (`_redacted`); feedback on those alerts goes
+        with the post it judged. Their outbox rows still `pending` or `held` become `failed`
+        (FORGOTTEN_REASON) and leave the digests not sent yet, and their pending escalations
+        are called off, so nothing about them is sent later. Other alerts quoting the posts (a
+        follow-up's parent text, an incident's members) lose the quote.
+
+        Posts are found by the normalised handle in `post_authors`, and by the author handle in
+        the JSON of posts without such a row (saved before the table existed, and listener's
+        own stand-in posts of reach and escalation follow-ups). `source` ("bluesky", "x", …)
+        leaves the same name on another network alone. Returns counts per kind; with
+        `dry_run`, what would go, changing nothing. ValueError for an empty handle."""
+        key = normal_handle(handle)
+        if not key:
+            raise ValueError("give the author's handle, such as @marieke.bsky.social")
+        now = now or utcnow()
+        with Session(self.engine) as session:
+            transaction = session.begin()
+            try:
+                post_ids = self._posts_of_author(session, key, source)
+                counts = self._forget_posts(session, post_ids, now) if post_ids else {}
+            except BaseException:
+                transaction.rollback()
+                raise
+            if dry_run:
+                transaction.rollback()
+            else:
+                transaction.commit()
+        return {kind: n for kind, n in counts.items() if n}
+
+    def _posts_of_author(self, session: Session, key: str, source: str | None) -> list[str]:
+        """Ids of the posts by the author with normalised handle `key` (on `source` only, when
+        given): from `post_authors`, from the JSON of posts without such a row, and the
+        stand-in posts of listener's follow-ups of those (`<post id>#reach1`)."""
+        by_row = select(PostAuthorRow.post_id).where(PostAuthorRow.handle == key)
+        if source is not None:
+            by_row = by_row.where(PostAuthorRow.source == source)
+        found = set(session.exec(by_row))
+        unlisted = select(PostRow.id, PostRow.data).where(
+            ~exists().where(col(PostAuthorRow.post_id) == col(PostRow.id)),
+            col(PostRow.source) != self.FORGOTTEN_SOURCE,
+        )
+        if source is not None:
+            unlisted = unlisted.where(col(PostRow.source) == source)
+        last = ""
+        while True:  # in pages by id: the JSON of every such post is read
+            page = session.exec(
+                unlisted.where(col(PostRow.id) > last).order_by(col(PostRow.id)).limit(500)
+            ).all()
+            if not page:
+                break
+            last = page[-1][0]
+            for post_id, data in page:
+                try:
+                    author = json.loads(data).get("author")
+                except (ValueError, AttributeError):
+                    continue
+                written = author.get("handle") if isinstance(author, dict) else None
+                if isinstance(written, str) and normal_handle(written) == key:
+                    found.add(post_id)
+        for post_id in sorted(found):
+            if "#" not in post_id:
+                found.update(
+                    session.exec(
+                        select(PostRow.id).where(
+                            col(PostRow.id).startswith(f"{post_id}#", autoescape=True)
+                        )
+                    )
+                )
+        return sorted(found)
+
+    def _forget_posts(self, session: Session, post_ids: list[str], now: datetime) -> dict[str, int]:
+        """`forget_author` once the posts are found; counts per kind."""
+        counts: dict[str, int] = {}
+
+        def add(kind: str, n: int) -> None:
+            counts[kind] = counts.get(kind, 0) + n
+
+        alerts: list[AlertRow] = []
+        for chunk in self._chunks(post_ids):
+            alerts += session.exec(select(AlertRow).where(col(AlertRow.post_id).in_(chunk)))
+        alert_ids = sorted(row.id for row in alerts if row.id is not None)
+        for row in alerts:
+            stand_in = f"forgotten:{row.id}"
+            original = session.get(PostRow, row.post_id)
+            created = original.created_at if original is not None else row.created_at
+            if session.get(PostRow, stand_in) is None:
+                blank = Post(stand_in, self.FORGOTTEN_SOURCE, "", _utc(created))
+                session.add(
+                    PostRow(
+                        id=stand_in,
+                        source=self.FORGOTTEN_SOURCE,
+                        created_at=created,
+                        fetched_at=now,
+                        data=json.dumps(blank.to_dict(), ensure_ascii=False),
+                    )
+                )
+                session.flush()
+            row.post_id = stand_in
+            row.message = self._redacted(row.message, stand_in)
+            session.add(row)
+            add("alerts redacted", 1)
+        session.flush()
+        for chunk in self._chunks(alert_ids):
+            stopped = list(
+                session.exec(
+                    select(DeliveryRow.id).where(
+                        col(DeliveryRow.alert_id).in_(chunk),
+                        col(DeliveryRow.status).in_(("pending", "held")),
+                    )
+                )
+            )
+            if stopped:
+                add("deliveries stopped", len(stopped))
+                unsent = select(DigestRow.id).where(col(DigestRow.status).in_(("open", "sending")))
+                result = session.exec(
+                    delete(DigestItemRow).where(
+                        col(DigestItemRow.delivery_id).in_(stopped),
+                        col(DigestItemRow.digest_id).in_(unsent),
+                    )
+                )
+                add("digest items removed", int(result.rowcount or 0))
+                session.exec(
+                    update(DeliveryRow)
+                    .where(col(DeliveryRow.id).in_(stopped))
+                    .values(status="failed", last_error=self.FORGOTTEN_REASON, lease_until=None)
+                )
+            result = session.exec(
+                update(EscalationRow)
+                .where(
+                    col(EscalationRow.alert_id).in_(chunk), col(EscalationRow.status) == "pending"
+                )
+                .values(status="called-off", decided_at=now)
+            )
+            add("escalations called off", int(result.rowcount or 0))
+            result = session.exec(delete(FeedbackRow).where(col(FeedbackRow.alert_id).in_(chunk)))
+            add("feedback", int(result.rowcount or 0))
+        add("digests emptied", self._delete_empty_digests(session, status="open"))
+        add("quotes in other alerts", self._unquote(session, alert_ids, set(post_ids)))
+        for kind, n in self._delete_posts(session, post_ids).items():
+            add(kind, n)
+        return counts
+
+    def _unquote(self, session: Session, alert_ids: list[int], posts: set[str]) -> int:
+        """Take the forgotten posts' text out of other alerts: follow-ups quoting a forgotten
+        parent, and incidents listing a forgotten post among their members. How many changed."""
+        from listener.alert import IncidentMember
+
+        forgotten = set(alert_ids)
+        others: set[int] = set()
+        for chunk in self._chunks(alert_ids):
+            for child, parent, kind in session.exec(
+                select(
+                    AlertLinkRow.alert_id, AlertLinkRow.parent_alert_id, AlertLinkRow.kind
+                ).where(
+                    or_(
+                        col(AlertLinkRow.parent_alert_id).in_(chunk),
+                        col(AlertLinkRow.alert_id).in_(chunk),
+                    )
+                )
+            ):
+                if kind != "member" and parent in forgotten and child not in forgotten:
+                    others.add(child)  # a follow-up quoting its forgotten parent
+                if kind == "member" and child in forgotten and parent not in forgotten:
+                    others.add(parent)  # an incident listing a forgotten post
+        changed = 0
+        for alert_id in sorted(others):
+            row = session.get(AlertRow, alert_id)
+            if row is None or not row.message:
+                continue
+            message = AlertMessage.from_json(row.message)
+            follow = message.follow_up
+            if follow is not None and follow.parent_alert_id in forgotten:
+                follow = replace(follow, parent_text="")
+            incident = message.incident
+            if incident is not None:
+                members = [
+                    IncidentMember(m.alert_id, self.FORGOTTEN_SOURCE, "", None, m.created_at)
+                    if m.post_id in posts or m.alert_id in forgotten
+                    else m
+                    for m in incident.members
+                ]
+                incident = replace(incident, members=members)
+            text = replace(message, follow_up=follow, incident=incident).to_json()
+            if text != row.message:
+                row.message = text
+                session.add(row)
+                changed += 1
+        return changed
+
+    @classmethod
+    def _redacted(cls, text: str, stand_in: str) -> str:
+        """An alert's stored message with nothing of its post or author left: no text, author,
+        URL, place, counts or reply, no evidence or reasons (they quote the post), no quoted
+        parent text or incident members. The organisation, branch, search, level, score and
+        labels stay, and the post's network and time, so reports still count the alert."""
+        from listener.alert import IncidentMember
+
+        if not text:
+            return text
+        message = AlertMessage.from_json(text)
+        post = Post(stand_in, message.post.source, "", message.post.created_at)
+        follow = message.follow_up
+        incident = message.incident
+        if incident is not None:
+            incident = replace(
+                incident,
+                members=[
+                    IncidentMember(m.alert_id, cls.FORGOTTEN_SOURCE, "", None, m.created_at)
+                    for m in incident.members
+                ],
+            )
+        redacted = replace(
+            message,
+            post=post,
+            reasons=[],
+            evidence=[],
+            distance_km=None,
+            follow_up=None if follow is None else replace(follow, parent_text=""),
+            incident=incident,
+        )
+        return redacted.to_json()
+
+    def _delete_alerts(self, session: Session, alert_ids: list[int]) -> dict[str, int]:
+        """Delete alerts with every row that refers to them; counts per kind."""
+        counts: dict[str, int] = {}
+
+        def gone(kind: str, statement: Any) -> None:
+            counts[kind] = counts.get(kind, 0) + int(session.exec(statement).rowcount or 0)
+
+        for chunk in self._chunks(alert_ids):
+            deliveries = select(DeliveryRow.id).where(col(DeliveryRow.alert_id).in_(chunk))
+            silenced = col(SilencedDeliveryRow.delivery_id).in_(deliveries)
+            gone("silenced deliveries", delete(SilencedDeliveryRow).where(silenced))
+            held = col(DigestItemRow.delivery_id).in_(deliveries)
+            gone("digest items", delete(DigestItemRow).where(held))
+            gone("deliveries", delete(DeliveryRow).where(col(DeliveryRow.alert_id).in_(chunk)))
+            gone("feedback", delete(FeedbackRow).where(col(FeedbackRow.alert_id).in_(chunk)))
+            linked = or_(
+                col(AlertLinkRow.alert_id).in_(chunk), col(AlertLinkRow.parent_alert_id).in_(chunk)
+            )
+            gone("links", delete(AlertLinkRow).where(linked))
+            gone("incidents", delete(IncidentRow).where(col(IncidentRow.alert_id).in_(chunk)))
+            gone("escalations", delete(EscalationRow).where(col(EscalationRow.alert_id).in_(chunk)))
+            gone("acks", delete(AckRow).where(col(AckRow.alert_id).in_(chunk)))
+            gone("alerts", delete(AlertRow).where(col(AlertRow.id).in_(chunk)))
+        counts["digests"] = self._delete_empty_digests(session)
+        return counts
+
+    def _delete_empty_digests(self, session: Session, status: str | None = None) -> int:
+        """Delete the digests left without alerts (only those with `status`, when given)."""
+        empty = delete(DigestRow).where(
+            ~exists().where(col(DigestItemRow.digest_id) == col(DigestRow.id))
+        )
+        if status is not None:
+            empty = empty.where(col(DigestRow.status) == status)
+        return int(session.exec(empty).rowcount or 0)
+
+    def _delete_posts(self, session: Session, post_ids: list[str]) -> dict[str, int]:
+        """Delete posts with their decisions, authors, snapshots and feedback; counts per kind.
+        The caller makes sure no alert names them any more."""
+        counts: dict[str, int] = {}
+
+        def gone(kind: str, statement: Any) -> None:
+            counts[kind] = counts.get(kind, 0) + int(session.exec(statement).rowcount or 0)
+
+        for chunk in self._chunks(post_ids):
+            gone("feedback", delete(FeedbackRow).where(col(FeedbackRow.post_id).in_(chunk)))
+            gone("decisions", delete(DecisionRow).where(col(DecisionRow.post_id).in_(chunk)))
+            author = col(PostAuthorRow.post_id).in_(chunk)
+            gone("post authors", delete(PostAuthorRow).where(author))
+            counted = col(EngagementSnapshotRow.post_id).in_(chunk)
+            gone("engagement snapshots", delete(EngagementSnapshotRow).where(counted))
+            gone("posts", delete(PostRow).where(col(PostRow.id).in_(chunk)))
+        return counts
+
+    @staticmethod
+    def _chunks(items: Sequence[Any], size: int = 500) -> Iterable[list[Any]]:
+        """`items` in lists of `size`: IN lists stay within the databases' parameter limits."""
+        for start in range(0, len(items), size):
+            yield list(items[start : start + size])
 
 
 def _add_alert(session: Session, post_id: str, message: AlertMessage, now: datetime) -> AlertRow:
@@ -1576,6 +2025,10 @@ def _digest_claimable(now: datetime) -> ColumnElement[bool]:
     )
     expired = and_(col(row.status) == "sending", col(row.lease_until) < now)
     return or_(waiting, expired)
+
+
+def _post_id(post: Post) -> str:
+    return post.id
 
 
 def _utc(moment: datetime) -> datetime:

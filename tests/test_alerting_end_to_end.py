@@ -49,7 +49,13 @@ class Setup:
     """A config with a Slack receiver 'team' and an e-mail receiver 'oncall', and `routes`."""
 
     def __init__(
-        self, folder: Path, slack: SlackWireServer, smtp: SmtpSink, routes: str, clock: Clock
+        self,
+        folder: Path,
+        slack: SlackWireServer,
+        smtp: SmtpSink,
+        routes: str,
+        clock: Clock,
+        database: str = "sqlite:///listener.db",
     ) -> None:
         (folder / "queries").mkdir()
         (folder / "alerts" / "templates").mkdir(parents=True)
@@ -67,7 +73,7 @@ class Setup:
         self.posts.touch()
         (folder / "config.toml").write_text(
             f"""
-database = "sqlite:///listener.db"
+database = "{database}"
 
 [sources.replay]
 path = "posts.jsonl"
@@ -135,7 +141,9 @@ def _ids(text: str) -> list[str]:
     return [f"post/{n}" for n in re.findall(r"bsky\.app/profile/x/post/(\d+)", text)]
 
 
-def test_a_digest_at_0830_on_workdays_groups_the_days_alerts(tmp_path: Path, servers) -> None:
+def test_a_digest_at_0830_on_workdays_groups_the_days_alerts(
+    tmp_path: Path, servers, database_url: str
+) -> None:
     slack, smtp = servers
     clock = Clock(MONDAY_10)
     routes = """
@@ -145,7 +153,7 @@ mode = "digest"
 digest_at = ["08:30"]
 digest_days = "workdays"
 """
-    setup = Setup(tmp_path, slack, smtp, routes, clock)
+    setup = Setup(tmp_path, slack, smtp, routes, clock, database_url)
     try:
         setup.post("high")
         setup.at(MONDAY_10 + timedelta(hours=5))
@@ -164,7 +172,9 @@ digest_days = "workdays"
         setup.daemon.store.close()
 
 
-def test_quiet_hours_hold_the_night_but_a_critical_alert_goes_out(tmp_path: Path, servers) -> None:
+def test_quiet_hours_hold_the_night_but_a_critical_alert_goes_out(
+    tmp_path: Path, servers, database_url: str
+) -> None:
     slack, smtp = servers
     evening = MONDAY_10 + timedelta(hours=11)  # 21:00
     clock = Clock(evening)
@@ -174,7 +184,7 @@ receivers = ["team"]
 quiet_hours = "18:00-08:00"
 during_quiet = "critical"
 """
-    setup = Setup(tmp_path, slack, smtp, routes, clock)
+    setup = Setup(tmp_path, slack, smtp, routes, clock, database_url)
     try:
         setup.post("high")
         setup.post("critical")
@@ -192,10 +202,12 @@ during_quiet = "critical"
         setup.daemon.store.close()
 
 
-def test_a_silence_holds_back_alerts_until_it_ends(tmp_path: Path, servers) -> None:
+def test_a_silence_holds_back_alerts_until_it_ends(
+    tmp_path: Path, servers, database_url: str
+) -> None:
     slack, smtp = servers
     clock = Clock(MONDAY_10)
-    setup = Setup(tmp_path, slack, smtp, '[[routes]]\nreceivers = ["team"]\n', clock)
+    setup = Setup(tmp_path, slack, smtp, '[[routes]]\nreceivers = ["team"]\n', clock, database_url)
     try:
         store = setup.daemon.store
         store.add_silence(
@@ -214,7 +226,7 @@ def test_a_silence_holds_back_alerts_until_it_ends(tmp_path: Path, servers) -> N
 
 
 def test_a_critical_alert_nobody_acknowledged_escalates_to_the_on_call_mail(
-    tmp_path: Path, servers
+    tmp_path: Path, servers, database_url: str
 ) -> None:
     slack, smtp = servers
     clock = Clock(MONDAY_10)
@@ -224,7 +236,7 @@ receivers = ["team"]
 escalate_after = "15m"
 escalate_to = ["oncall"]
 """
-    setup = Setup(tmp_path, slack, smtp, routes, clock)
+    setup = Setup(tmp_path, slack, smtp, routes, clock, database_url)
     try:
         setup.post("critical")
         setup.post("fire")

@@ -13,14 +13,15 @@ import os
 import re
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
+import sqlalchemy
 
 from tests.support.configs import ROOT
 from tests.support.slackwire import SlackWireServer
@@ -36,7 +37,12 @@ ALERTED = {
 
 
 def write_config(
-    folder: Path, slack: SlackWireServer, smtp: SmtpSink, *, lease: str = "60s"
+    folder: Path,
+    slack: SlackWireServer,
+    smtp: SmtpSink,
+    *,
+    lease: str = "60s",
+    database: str = "sqlite:///listener.db",
 ) -> Path:
     shutil.copytree(ROOT / "queries", folder / "queries")
     shutil.copytree(ROOT / "alerts", folder / "alerts")
@@ -44,7 +50,7 @@ def write_config(
     config = folder / "config.toml"
     config.write_text(
         f"""
-database = "sqlite:///listener.db"
+database = "{database}"
 
 [sources.replay]
 path = "posts.jsonl"
@@ -105,10 +111,19 @@ def post_in_mail(mail) -> str:
     return post
 
 
-def alerts_in(db: Path) -> dict[int, tuple[str, str, str | None, str]]:
+def query(database: str, sql: str) -> list[tuple[Any, ...]]:
+    """Rows of `sql`, read straight from the database (SQLite or PostgreSQL)."""
+    engine = sqlalchemy.create_engine(database)
+    try:
+        with engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(sqlalchemy.text(sql))]
+    finally:
+        engine.dispose()
+
+
+def alerts_in(database: str) -> dict[int, tuple[str, str, str | None, str]]:
     """alert id → (post id, org, branch, level), read straight from the database."""
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute("SELECT id, post_id, org, branch, level FROM alerts").fetchall()
+    rows = query(database, "SELECT id, post_id, org, branch, level FROM alerts")
     return {row[0]: (row[1], row[2], row[3], row[4]) for row in rows}
 
 
@@ -130,12 +145,14 @@ def servers():
         yield slack, smtp
 
 
-def test_a_replay_file_becomes_exactly_the_expected_alerts_once(tmp_path: Path, servers) -> None:
+def test_a_replay_file_becomes_exactly_the_expected_alerts_once(
+    tmp_path: Path, servers, database_url: str
+) -> None:
     slack, smtp = servers
-    config = write_config(tmp_path, slack, smtp)
+    config = write_config(tmp_path, slack, smtp, database=database_url)
     done = run_once(config)
 
-    alerts = alerts_in(tmp_path / "listener.db")
+    alerts = alerts_in(database_url)
     decided = {post: (org, branch) for post, org, branch, _ in alerts.values()}
     assert decided == ALERTED
 
@@ -166,10 +183,12 @@ def test_a_replay_file_becomes_exactly_the_expected_alerts_once(tmp_path: Path, 
     assert len(smtp.messages) == len(mails)
 
 
-def test_post_text_stays_inert_in_slack_and_email(tmp_path: Path, servers) -> None:
+def test_post_text_stays_inert_in_slack_and_email(
+    tmp_path: Path, servers, database_url: str
+) -> None:
     slack, smtp = servers
-    run_once(write_config(tmp_path, slack, smtp))
-    alerts = alerts_in(tmp_path / "listener.db")
+    run_once(write_config(tmp_path, slack, smtp, database=database_url))
+    alerts = alerts_in(database_url)
     [evil] = [aid for aid, (post, *_) in alerts.items() if post == "bluesky:e2e-33"]
     [message] = [m for m in slack.messages if m.metadata["event_payload"]["alert_id"] == evil]
 
@@ -195,10 +214,12 @@ def test_post_text_stays_inert_in_slack_and_email(tmp_path: Path, servers) -> No
     assert "&lt;https://evil.example|klik hier&gt;" in html
 
 
-def test_a_delivery_killed_midway_loses_no_alert(tmp_path: Path, servers) -> None:
+def test_a_delivery_killed_midway_loses_no_alert(
+    tmp_path: Path, servers, database_url: str
+) -> None:
     slack, smtp = servers
     slack.delay = 0.25
-    config = write_config(tmp_path, slack, smtp, lease="2s")
+    config = write_config(tmp_path, slack, smtp, lease="2s", database=database_url)
     process = subprocess.Popen(
         listener("run", "--once", "--config", str(config)),
         env=environment(),
@@ -214,7 +235,7 @@ def test_a_delivery_killed_midway_loses_no_alert(tmp_path: Path, servers) -> Non
 
     slack.delay = 0
     run_once(config)
-    alerts = alerts_in(tmp_path / "listener.db")
+    alerts = alerts_in(database_url)
     received = Counter(m.metadata["event_payload"]["alert_id"] for m in slack.messages)
     assert set(received) == set(alerts), "an alert was lost"
     duplicates = {aid: n for aid, n in received.items() if n > 1}
@@ -223,11 +244,11 @@ def test_a_delivery_killed_midway_loses_no_alert(tmp_path: Path, servers) -> Non
 
 
 def test_sigterm_stops_the_daemon_cleanly_and_the_outbox_keeps_the_rest(
-    tmp_path: Path, servers
+    tmp_path: Path, servers, database_url: str
 ) -> None:
     slack, smtp = servers
     slack.delay = 0.3
-    config = write_config(tmp_path, slack, smtp)
+    config = write_config(tmp_path, slack, smtp, database=database_url)
     process = subprocess.Popen(
         listener("run", "--config", str(config)),
         env=environment(),
@@ -243,9 +264,8 @@ def test_sigterm_stops_the_daemon_cleanly_and_the_outbox_keeps_the_rest(
     assert time.monotonic() - started < 20
     assert "stopping" in stderr
 
-    with sqlite3.connect(tmp_path / "listener.db") as conn:
-        statuses = dict(conn.execute("SELECT status, count(*) FROM outbox GROUP BY status"))
-        alerts = conn.execute("SELECT count(*) FROM alerts").fetchone()[0]
+    statuses = dict(query(database_url, "SELECT status, count(*) FROM outbox GROUP BY status"))
+    [(alerts,)] = query(database_url, "SELECT count(*) FROM alerts")
     assert alerts == len(ALERTED)
     assert statuses.get("pending", 0) > 0, "stopped before everything was sent: rows stay pending"
     assert statuses.get("sending", 0) == 0
@@ -253,14 +273,14 @@ def test_sigterm_stops_the_daemon_cleanly_and_the_outbox_keeps_the_rest(
 
 
 def test_slack_429s_and_smtp_4xx_are_waited_out_and_every_alert_arrives_once_in_order(
-    tmp_path: Path, servers
+    tmp_path: Path, servers, database_url: str
 ) -> None:
     slack, smtp = servers
     slack.fail_next(3, status=429, retry_after=1)
     smtp.reply_next(2, "451 4.3.0 try again later")
-    done = run_once(write_config(tmp_path, slack, smtp))
+    done = run_once(write_config(tmp_path, slack, smtp, database=database_url))
 
-    alerts = alerts_in(tmp_path / "listener.db")
+    alerts = alerts_in(database_url)
     ids = [m.metadata["event_payload"]["alert_id"] for m in slack.messages]
     assert ids == sorted(alerts), "each alert once, in the order it was decided"
     assert [status for _, status, _ in slack.requests].count(429) == 3
@@ -270,13 +290,15 @@ def test_slack_429s_and_smtp_4xx_are_waited_out_and_every_alert_arrives_once_in_
     assert "0 failed, 0 left in the outbox" in done.stderr
 
 
-def test_a_post_pushed_to_the_webhook_becomes_an_alert(tmp_path: Path, servers) -> None:
+def test_a_post_pushed_to_the_webhook_becomes_an_alert(
+    tmp_path: Path, servers, database_url: str
+) -> None:
     import socket
 
     import httpx
 
     slack, smtp = servers
-    config = write_config(tmp_path, slack, smtp)
+    config = write_config(tmp_path, slack, smtp, database=database_url)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -76,8 +75,8 @@ class Threaded(Sink):
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(f"sqlite:///{tmp_path / 'listener.db'}")
+def store(database_url: str) -> Iterator[Store]:
+    s = Store(database_url)  # SQLite and PostgreSQL (tests/conftest.py)
     yield s
     s.close()
 

@@ -158,8 +158,8 @@ def test_a_silence_is_active_from_its_start_until_its_end_or_its_expiry() -> Non
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store(f"sqlite:///{tmp_path / 'listener.db'}")
+def store(database_url: str) -> Store:
+    s = Store(database_url)  # SQLite and PostgreSQL (tests/conftest.py)
     yield s
     s.close()
 

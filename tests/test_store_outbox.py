@@ -1,11 +1,10 @@
-"""Store and outbox on a real SQLite file: one transaction per batch, claims, retries, leases."""
+"""Store and outbox on real SQLite and PostgreSQL databases: batches, claims, retries, leases."""
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -18,8 +17,8 @@ from listener.store import Decided, NewAlert, Store
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store(f"sqlite:///{tmp_path / 'listener.db'}")
+def store(database_url: str) -> Store:
+    s = Store(database_url)  # SQLite and PostgreSQL (tests/conftest.py)
     yield s
     s.close()
 
@@ -164,8 +163,8 @@ def test_a_claim_is_taken_once_and_an_expired_lease_is_taken_back(store: Store) 
     assert store.claim(1, now + timedelta(seconds=61), lease) is not None  # the worker died
 
 
-def test_two_workers_racing_deliver_each_row_once(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'race.db'}"
+def test_two_workers_racing_deliver_each_row_once(database_url: str) -> None:
+    url = database_url
     setup = Store(url)
     setup.save_batch("k", None, [decided(n) for n in range(60)])
     sink = Sink()

@@ -186,10 +186,11 @@ class HttpSettings(Strict):
 
 
 class Retention(Strict):
-    """How long posts seen are kept for backtests. Posts that were alerted, or that someone gave
-    feedback on, stay as long as their alert (issue 8 adds alert retention)."""
+    """How long posts seen are kept for backtests, and alerts (with their posts, deliveries,
+    feedback and the rest) at all. Posts that were alerted stay as long as their alert."""
 
     posts: Duration = timedelta(days=90)
+    alerts: Duration = timedelta(days=365)  # then the alert goes, with its post
     every: Duration = timedelta(days=1)  # how often the daemon prunes
 
 
@@ -313,6 +314,8 @@ class MainFile(Strict):
     queries_dir: str = "queries"
     alerts_dir: str = "alerts"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # JSON lines when stderr is not a terminal, text when it is (auto); or always one of them
+    log_format: Literal["auto", "json", "text"] = "auto"
     # The urgency settings (labels, weights, levels, holidays), merged over the shipped
     # defaults (listener/urgency/default.toml); relative to this file. None: the defaults.
     urgency: str | None = None

@@ -35,6 +35,7 @@ from typing import Any
 from geopy.exc import GeocoderRateLimited, GeocoderServiceError
 from geopy.geocoders import Nominatim
 from sqlalchemy import Engine
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, Session, SQLModel
 
 from listener.config.model import GeoSettings
@@ -190,8 +191,17 @@ class ProfileGeocoder:
                 country=str(address.get("country_code", "")).upper(),
                 looked_up_at=datetime.now(UTC),
             )
+        values = row.model_dump()
         with Session(self.engine) as session, session.begin():
-            session.merge(row)
+            # An upsert, not a merge: another instance may cache the same text at the same time.
+            postgres = session.get_bind().dialect.name == "postgresql"
+            insert = (postgresql.insert if postgres else sqlite.insert)(GeocodeRow).values(**values)
+            session.exec(
+                insert.on_conflict_do_update(
+                    index_elements=["query"],
+                    set_={name: insert.excluded[name] for name in values if name != "query"},
+                )
+            )
         return row
 
 

@@ -1,0 +1,1 @@
+"""Alembic migrations of listener's database; see README.md here and `listener.schema`."""
