@@ -275,13 +275,18 @@ def status(
     states: list[Any] = []
     counts: dict[str, int] = {}
     alerts: list[dict[str, Any]] = []
+    leases: dict[str, Any] = {}
     missing = url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists()
     if not missing:  # no SQLite file yet: nothing has run, and status does not create it
+        from listener.leases import Leases
+
         store = _open_store(cfg)
         try:
             states, counts, alerts = _status_rows(store)
+            leases = {row.key: row for row in Leases(store.engine).rows()}
         finally:
             store.close()
+    now = datetime.now(UTC)
     by_key = {state.key: state for state in states}
     sources_out: list[dict[str, object]] = []
     for key in [*intervals, *sorted(set(by_key) - set(intervals))]:
@@ -291,6 +296,7 @@ def status(
         next_run: datetime | None = None
         if interval is not None and polled is not None and not failures:
             next_run = polled + interval
+        lease = leases.get(key)
         sources_out.append(
             {
                 "key": key,
@@ -304,6 +310,9 @@ def status(
                 "backing_off": bool(failures),
                 "next_run_at": next_run,
                 "configured": interval is not None,
+                # the instance polling it now, or that polled it last (`listener.leases`)
+                "instance": lease.owner if lease is not None else None,
+                "polling": lease is not None and _aware(lease.until) > now,
             }
         )
     outbox = {name: counts.get(name, 0) for name in OUTBOX_STATUSES}
@@ -317,11 +326,15 @@ def status(
             )
         )
         return
-    table = Table("source", "every", "last success", "failures", "last error", "next run")
+    table = Table(
+        "source", "every", "last success", "failures", "last error", "next run", "instance"
+    )
     for row in sources_out:
         interval_s = row["interval_s"]
         success, next_at, error = row["last_success_at"], row["next_run_at"], row["last_error"]
-        if row["backing_off"]:
+        if row["polling"]:
+            next_text = "polling now"
+        elif row["backing_off"]:
             next_text = "backing off"
         elif isinstance(next_at, datetime):
             next_text = _local(next_at, zone)
@@ -336,6 +349,7 @@ def status(
             str(row["failures"]),
             Text(_cut(str(error or ""), 120), style="red"),
             next_text,
+            Text(str(row["instance"] or "-")),
         )
     _print_wide(table)
     out.print(Text("outbox: " + ", ".join(f"{name} {n}" for name, n in outbox.items())))

@@ -41,6 +41,7 @@ from listener.geo.nominatim import ProfileGeocoder
 from listener.growth import GrowthWatch
 from listener.health import SourceHealth
 from listener.httpserver import Handler, HttpServer
+from listener.leases import Claim, Leases
 from listener.metrics import Metrics, healthz_endpoint, metrics_endpoint, timed
 from listener.notify import Notifier, NotifierUnavailable, build_notifier
 from listener.outbox import Deliverer, RoundResult
@@ -73,6 +74,7 @@ class PollResult:
     follow_ups: int = 0
     silenced: int = 0  # alerts and follow-ups stored but held back by a silence
     error: str | None = None
+    elsewhere: Claim | None = None  # not polled: another instance holds it, or it is not due
 
 
 def build_notifiers(
@@ -180,6 +182,7 @@ class Daemon:
     reach: GrowthWatch | None = None  # follow-ups for alerted posts growing fast ([reach])
     dispatch: Dispatcher | None = None  # digests, quiet hours and escalation of the routes
     metrics: Metrics | None = None  # GET /metrics (listener.metrics)
+    leases: Leases | None = None  # one instance polls a source at a time (listener.leases)
     jitter: Callable[[], float] = field(default=lambda: random.uniform(0.9, 1.1))
     stop_event: threading.Event = field(default_factory=threading.Event)
     wake_delivery: threading.Event = field(default_factory=threading.Event)
@@ -224,19 +227,64 @@ class Daemon:
             reach=GrowthWatch(config.urgency, grouper.route),
             dispatch=Dispatcher(config.routes, config.main.timezone, active=set(notifiers)),
             metrics=metrics,
+            leases=Leases(store.engine, lease=config.main.cluster.lease),
         )
 
     def stopping(self) -> bool:
         return self.stop_event.is_set()
 
-    def poll(self, source: Source) -> PollResult:
-        """Fetch from one source until it has nothing more, saving each batch as a whole."""
+    def poll(self, source: Source, *, scheduled: bool = False) -> PollResult:
+        """Fetch from one source until it has nothing more, saving each batch as a whole.
+
+        With leases (several instances on one database), only after claiming the source's poll:
+        a `scheduled` poll only when it is due, and skipped when another instance holds it
+        (`result.elsewhere` says who, and when to try again); an unscheduled one (`run --once`)
+        waits for another instance's poll to end, up to the lease."""
         result = PollResult()
         now = self.clock()
         not_before = self._not_before.get(source.key)
         if not_before is not None and now < not_before:
             return result  # backing off
+        leases = self.leases
+        if leases is not None:
+            claim = self._claim(leases, source, scheduled=scheduled)
+            if not claim.taken:
+                result.elsewhere = claim
+                return result
         started = time.monotonic()
+        try:
+            return self._poll(source, result, started)
+        finally:
+            if leases is not None:
+                leases.release(source.key, self._next_due(source))
+
+    def _claim(self, leases: Leases, source: Source, *, scheduled: bool) -> Claim:
+        claim = leases.claim(source.key, due_matters=scheduled)
+        if claim.taken or scheduled:
+            if not claim.taken:
+                log.debug("poll %s: not now (%s until %s)", source.key, claim.owner, claim.until)
+            return claim
+        deadline = time.monotonic() + leases.lease.total_seconds() + 5
+        log.info("poll %s: waiting for %s to finish polling it", source.key, claim.owner)
+        while not claim.taken and time.monotonic() < deadline and not self.stopping():
+            time.sleep(0.25)
+            claim = leases.claim(source.key, due_matters=False)
+        if not claim.taken:
+            log.warning("poll %s: still polled by %s; skipped", source.key, claim.owner)
+        return claim
+
+    def _next_due(self, source: Source) -> timedelta:
+        """When the next poll of `source` is due, from now: one interval, less a little slack
+        so this instance's own next tick (a thread may have started this one late) finds it
+        due; or, backing off, when the back-off ends."""
+        interval = source.interval
+        due = interval - min(interval / 4, timedelta(seconds=10))
+        not_before = self._not_before.get(source.key)
+        if not_before is not None:
+            due = max(due, not_before - self.clock())
+        return due
+
+    def _poll(self, source: Source, result: PollResult, started: float) -> PollResult:
         for _ in range(MAX_BATCHES_PER_POLL):
             if self.stopping():
                 break
@@ -275,6 +323,11 @@ class Daemon:
                         metrics=self.metrics,
                     )
                 )
+            if self.leases is not None and not self.leases.renew(source.key):
+                log.warning(  # stalled past the lease: the new owner fetches from the cursor
+                    "poll %s: another instance took it over; this batch is left to it", source.key
+                )
+                break
             with timed(self.metrics, "save"):
                 saved = self.store.save_batch(
                     source.key,
@@ -627,6 +680,8 @@ class Daemon:
             sources = [s if s.key in renewed else running[s.key] for s in built]
             dropped = [running[key] for key in (*changes.sources.removed, *changes.sources.changed)]
             self.config = config
+            if self.leases is not None:
+                self.leases.lease = config.main.cluster.lease
             self.sources = sources
             self.classifier = classifier
             self.active = active
@@ -666,7 +721,8 @@ class Daemon:
         return changes
 
     def _schedule_poll(self, scheduler: Any, source: Source, start: datetime) -> None:
-        """Poll `source` from `start` on, every `source.interval` (with jitter)."""
+        """Poll `source` from `start` on, every `source.interval`. No jitter: the lease's due time
+        must find the instance that polled last on time (`listener.leases`, handover)."""
         seconds = source.interval.total_seconds()
         scheduler.add_job(
             self._poll_job,
@@ -676,7 +732,6 @@ class Daemon:
             seconds=seconds,
             next_run_time=start,
             misfire_grace_time=max(1, int(seconds)),
-            jitter=min(30, int(seconds * 0.1)),
             replace_existing=True,
         )
 
@@ -684,8 +739,18 @@ class Daemon:
         """A scheduled poll: with one configuration throughout, and not of a source a reload
         took out while this run waited."""
         with self._swap.shared():
-            if any(s is source for s in self.sources):
-                self.poll(source)
+            if not any(s is source for s in self.sources):
+                return
+            result = self.poll(source, scheduled=True)
+        retry_at = result.elsewhere.retry_at if result.elsewhere is not None else None
+        scheduler = self._scheduler
+        if retry_at is not None and scheduler is not None:
+            # Try again when the claim could be taken (the holder's lease ends, or the poll
+            # is due), not only at the next tick: that is how a dead instance's work moves.
+            job = scheduler.get_job(f"poll:{source.key}")
+            when = retry_at + timedelta(seconds=random.uniform(0.05, 1))
+            if job is not None and (job.next_run_time is None or when < job.next_run_time):
+                job.modify(next_run_time=when)
 
     def _reload_job(self, watcher: ConfigWatcher) -> None:
         try:
@@ -770,6 +835,11 @@ class Daemon:
             for close in self._on_stop:
                 close()
             scheduler.shutdown(wait=True)
+            if self.leases is not None:  # the other instances take our sources when due
+                try:
+                    self.leases.resign()
+                except Exception:  # the database is gone: the leases run out by themselves
+                    log.exception("handing the sources to the other instances failed")
             self.wake_delivery.set()
             deliverer.join()
             self.close_sources()

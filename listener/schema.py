@@ -49,6 +49,7 @@ def model_metadata() -> MetaData:
 
     import listener.geo.nominatim
     import listener.health
+    import listener.leases
     import listener.store  # noqa: F401
 
     return SQLModel.metadata

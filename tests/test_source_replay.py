@@ -171,3 +171,34 @@ def test_as_new_shifts_every_post_so_the_newest_is_now_keeping_the_spacing(
     assert times == [now - timedelta(hours=2), now, now - timedelta(minutes=30)]
     plain = ReplaySource(path).fetch(None)
     assert plain.posts[0].created_at == datetime(2026, 9, 25, 10, 0, tzinfo=UTC)
+
+
+def test_a_wildcard_path_makes_one_source_per_file_each_with_its_own_cursor(
+    tmp_path: Path,
+) -> None:
+    from listener.config.model import ReplaySource as ReplaySettings
+    from listener.sources import SourceUnavailable
+    from listener.sources.replay import build
+
+    (tmp_path / "posts").mkdir()
+    write(tmp_path / "posts" / "b.jsonl", post_line(2))
+    write(tmp_path / "posts" / "a.jsonl", post_line(1))
+    (tmp_path / "posts" / "notes.txt").write_text("not a replay file")
+    sources = build(
+        ReplaySettings(path="posts/*.jsonl"),
+        searches=[],
+        organisations={},
+        base_dir=tmp_path,
+        client=None,
+    )
+    assert [s.key for s in sources] == ["replay:posts/a.jsonl", "replay:posts/b.jsonl"]
+    assert [ids(s.fetch(None)) for s in sources] == [["bluesky:1"], ["bluesky:2"]]
+
+    with pytest.raises(SourceUnavailable, match=r"no file matches 'nothing/\*\.jsonl'"):
+        build(
+            ReplaySettings(path="nothing/*.jsonl"),
+            searches=[],
+            organisations={},
+            base_dir=tmp_path,
+            client=None,
+        )

@@ -66,7 +66,8 @@ def test_status_shows_sources_outbox_and_recent_alerts(setup: tuple[Path, Daemon
 
 
 def test_status_json(setup: tuple[Path, Daemon]) -> None:
-    config, _ = setup
+    config, daemon = setup
+    assert daemon.leases is not None
     result = runner.invoke(app, ["status", "--config", str(config), "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
@@ -84,6 +85,8 @@ def test_status_json(setup: tuple[Path, Daemon]) -> None:
         "backing_off": True,
         "next_run_at": None,
         "configured": False,
+        "instance": daemon.leases.owner,  # it polled that source last
+        "polling": False,
     }
     assert data["outbox"] == {
         "pending": 1,
@@ -109,3 +112,17 @@ def test_status_without_a_database_creates_none(
     assert "never" in result.output and "at start" in result.output
     assert "no alerts yet" in result.output
     assert not (tmp_path / "listener.db").exists()
+
+
+def test_status_names_the_instance_polling_each_source(setup: tuple[Path, Daemon]) -> None:
+    from listener.leases import Leases
+
+    config, daemon = setup
+    other = Leases(daemon.store.engine, "worker-2:4242:ab")
+    assert other.claim("s", due_matters=False).taken  # another instance is polling it now
+    result = runner.invoke(app, ["status", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    [line] = [line for line in result.output.splitlines() if "│ s " in line]
+    assert "polling now" in line and "worker-2:4242:ab" in line
+    [replay] = [line for line in result.output.splitlines() if "replay:posts.jsonl" in line]
+    assert daemon.leases is not None and daemon.leases.owner in replay

@@ -185,6 +185,20 @@ class HttpSettings(Strict):
     port: int | None = Field(None, ge=1, le=65535)
 
 
+class ClusterSettings(Strict):
+    """Several daemons on one database (`listener.leases`): how long an instance's claim on a
+    poll holds without renewal, i.e. how soon another instance takes over from one that died."""
+
+    lease: Duration = timedelta(seconds=45)
+
+    @field_validator("lease")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=1):
+            raise ValueError("lease must be at least 1s")
+        return value
+
+
 class Retention(Strict):
     """How long posts seen are kept for backtests, and alerts (with their posts, deliveries,
     feedback and the rest) at all. Posts that were alerted stay as long as their alert."""
@@ -238,7 +252,7 @@ class EmailSettings(Strict):
 class OutboxSettings(Strict):
     """Delivery from the persisted outbox."""
 
-    lease: Duration = timedelta(seconds=60)
+    lease: Duration = timedelta(seconds=50)  # < a minute: a dead instance's send moves on
     max_attempts: int = Field(20, ge=1)
     backoff: Backoff = Backoff()
     every: Duration = timedelta(seconds=2)
@@ -327,6 +341,7 @@ class MainFile(Strict):
     geo: GeoSettings = GeoSettings()
     http: HttpSettings = HttpSettings()
     retention: Retention = Retention()
+    cluster: ClusterSettings = ClusterSettings()
     report: ReportSettings | None = None
     spikes: SpikeSettings = SpikeSettings()
 

@@ -13,6 +13,7 @@ on any day, instead of as posts found late.
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from listener.post import Post, PostError
-from listener.sources import Batch, SourceError
+from listener.sources import Batch, SourceError, SourceUnavailable
 
 if TYPE_CHECKING:
     import httpx
@@ -165,13 +166,27 @@ def build(
     client: httpx.Client | None,
     env: Mapping[str, str] | None = None,
 ) -> list[ReplaySource]:
-    """The one replay source `[sources.replay]` describes; its path is relative to `base_dir`."""
+    """The replay source `[sources.replay]` describes; its path is relative to `base_dir`. A
+    path with a wildcard (`posts/*.jsonl`) gives one source per matching file, each with its own
+    cursor, so several instances on one database can replay them side by side."""
+    if not any(char in settings.path for char in "*?["):
+        paths = [settings.path]
+    else:
+        found = (Path(name) for name in glob.glob(str(base_dir / settings.path)))
+        paths = sorted(
+            path.relative_to(base_dir).as_posix() if path.is_relative_to(base_dir) else str(path)
+            for path in found
+            if path.is_file()
+        )
+        if not paths:
+            raise SourceUnavailable(f"replay: no file matches {settings.path!r} in {base_dir}")
     return [
         ReplaySource(
-            base_dir / settings.path,
-            key=f"replay:{settings.path}",
+            base_dir / path,
+            key=f"replay:{path}",
             batch=settings.batch,
             interval=settings.interval,
             as_new=settings.as_new,
         )
+        for path in paths
     ]
