@@ -53,7 +53,7 @@ from listener.slack_socket import slack_socket
 from listener.sources import Source, SourceError, SourceUnavailable, build_sources, uses
 from listener.sources.webhook import IngestEndpoint
 from listener.spikes import Grouper
-from listener.store import Store, utcnow
+from listener.store import SaveResult, Store, utcnow
 from listener.text import fold
 from listener.urgency.context import AuthorHistory
 
@@ -305,45 +305,12 @@ class Daemon:
                 return result
             result.fetched += len(batch.posts)
             result.skipped += batch.skipped
-            known = self.store.known_post_ids(p.id for p in batch.posts)
-            seen = [p for p in batch.posts if p.id in known]  # again, maybe with new counts
-            decided = []
-            for post in batch.posts:
-                if post.id in known:
-                    continue
-                known.add(post.id)
-                history = history_lookup(self.store, post.source)
-                decided.append(
-                    self.classifier.process(
-                        post,
-                        source.name,
-                        self.active,
-                        now=self.clock(),
-                        history=history,
-                        metrics=self.metrics,
-                    )
-                )
             if self.leases is not None and not self.leases.renew(source.key):
                 log.warning(  # stalled past the lease: the new owner fetches from the cursor
                     "poll %s: another instance took it over; this batch is left to it", source.key
                 )
                 break
-            with timed(self.metrics, "save"):
-                saved = self.store.save_batch(
-                    source.key,
-                    batch.cursor,
-                    decided,
-                    self.clock(),
-                    grouper=self.grouper,
-                    seen=seen,
-                    reach=self.reach,
-                    dispatch=self.dispatch,
-                )
-            if self.metrics is not None:
-                matched = sum(1 for item in decided if item.decision.get("org"))
-                self.metrics.batch(
-                    source.key, fetched=len(batch.posts), new=saved.new_posts, matched=matched
-                )
+            saved = self._decide_and_save(source.key, source.name, batch.cursor, batch.posts)
             result.new_posts += saved.new_posts
             result.alerts += saved.alerts
             result.follow_ups += saved.follow_ups
@@ -572,41 +539,51 @@ class Daemon:
             misfire_grace_time=None,
         )
 
+    def _decide_and_save(
+        self, key: str, name: str, cursor: str | None, posts: Sequence[Post]
+    ) -> SaveResult:
+        """Decide the posts the store does not have yet (`name`: the source they came from) and
+        save them as one batch with `cursor`; posts it has are passed on as `seen` (their counts
+        may have grown). Counted in the metrics under `key`."""
+        first: dict[str, Post] = {}
+        for post in posts:  # a post twice in one batch is decided once
+            first.setdefault(post.id, post)
+        unique = list(first.values())
+        known = self.store.known_post_ids(first)
+        decided = [
+            self.classifier.process(
+                post,
+                name,
+                self.active,
+                now=self.clock(),
+                history=history_lookup(self.store, post.source),
+                metrics=self.metrics,
+            )
+            for post in unique
+            if post.id not in known
+        ]
+        seen = [post for post in unique if post.id in known]
+        with timed(self.metrics, "save"):
+            saved = self.store.save_batch(
+                key,
+                cursor,
+                decided,
+                self.clock(),
+                grouper=self.grouper,
+                seen=seen,
+                reach=self.reach,
+                dispatch=self.dispatch,
+            )
+        if self.metrics is not None:
+            matched = sum(1 for item in decided if item.decision.get("org"))
+            self.metrics.batch(key, fetched=len(posts), new=saved.new_posts, matched=matched)
+        return saved
+
     def ingest(self, posts: Sequence[Post]) -> int:
         """Posts pushed to POST /ingest: decided and saved as one batch; returns how many are new.
         Safe from several HTTP threads at once (the store's transaction serialises them)."""
         with self._swap.shared():  # a config reload waits for this batch, as for a poll
-            unique = list({post.id: post for post in posts}.values())
-            known = self.store.known_post_ids(p.id for p in unique)
-            decided = [
-                self.classifier.process(
-                    post,
-                    "webhook",
-                    self.active,
-                    now=self.clock(),
-                    history=history_lookup(self.store, post.source),
-                    metrics=self.metrics,
-                )
-                for post in unique
-                if post.id not in known
-            ]
-            seen = [post for post in unique if post.id in known]
-            with timed(self.metrics, "save"):
-                saved = self.store.save_batch(
-                    "webhook",
-                    None,
-                    decided,
-                    self.clock(),
-                    grouper=self.grouper,
-                    seen=seen,
-                    reach=self.reach,
-                    dispatch=self.dispatch,
-                )
-            if self.metrics is not None:
-                matched = sum(1 for item in decided if item.decision.get("org"))
-                self.metrics.batch(
-                    "webhook", fetched=len(posts), new=saved.new_posts, matched=matched
-                )
+            saved = self._decide_and_save("webhook", "webhook", None, posts)
             if saved.alerts or saved.follow_ups:
                 self.wake_delivery.set()
             return saved.new_posts
