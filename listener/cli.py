@@ -523,7 +523,8 @@ def _baseline_backtest(
     from listener.pipeline import Classifier
 
     try:
-        report = run_backtest(Classifier(cfg), posts, truth)
+        # every search verified (no presearch), so near-misses of all of them show
+        report = run_backtest(Classifier(cfg, presearch=False), posts, truth)
     except BacktestError as exc:
         err.print(Text(str(exc)))
         raise typer.Exit(1) from None
@@ -593,13 +594,13 @@ def _compare(
     from listener.pipeline import Classifier
 
     truth = merge_truth(truth_file, feedback)
-    new = Classifier(cfg)
+    new = Classifier(cfg, presearch=False)  # near-misses of every search, as `try` shows
     try:
         if against is None:
             report = compare(new, None, posts, truth, new_label=str(cfg.path))
         else:
             with load_against(cfg, against) as older:
-                old = Classifier(older.config, gazetteer=new.gazetteer)
+                old = Classifier(older.config, gazetteer=new.gazetteer, presearch=False)
                 report = compare(
                     new, old, posts, truth, new_label=str(cfg.path), old_label=older.label
                 )
@@ -736,7 +737,7 @@ def try_text(
         author=Author(handle="you", location=location, followers=followers),
         geo=Geo(lat, lon) if lat is not None and lon is not None else None,
     )
-    decision = Classifier(cfg).decide(post)
+    decision = Classifier(cfg, presearch=False).decide(post)  # every near-miss, too
     if decision.org:
         where = decision.org + (f" / {decision.branch}" if decision.branch else " (branch unknown)")
         out.print(Text(f"about: {where} via search {decision.query}", style="bold"))

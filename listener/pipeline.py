@@ -25,6 +25,7 @@ from listener.geo.locate import Geocode, Located, locate
 from listener.match import SearchMatcher, Term, Text, normal_handle
 from listener.metrics import Metrics, StageTimer
 from listener.post import Post
+from listener.presearch import Presearcher
 from listener.route import route
 from listener.store import Decided, NewAlert
 from listener.text import fold
@@ -84,7 +85,12 @@ class Classifier:
         config: Config,
         gazetteer: Gazetteer | None = None,
         geocode: Geocode | None = None,
+        *,
+        presearch: bool = True,
     ) -> None:
+        """`presearch=False` verifies every search on every post: the reference path the fast
+        one is tested against (`listener.presearch`), and what `listener try` explains with, so
+        near-misses of searches the presearch rules out still show."""
         self.config = config
         self.gazetteer = gazetteer or default_gazetteer()
         self.geocode = geocode
@@ -93,6 +99,7 @@ class Classifier:
             w for n in self.names for w in n.split() if w not in GENERIC_NAME_WORDS and len(w) > 2
         }
         self.matchers = [self._matcher(s) for s in config.searches]
+        self.presearcher = Presearcher(self.matchers) if presearch else None
         self.areas_by_org: dict[str, list[Area]] = {
             org.id: [
                 Area(
@@ -159,10 +166,17 @@ class Classifier:
         stages = StageTimer(metrics)
         decision = Decision(post_id=post.id)
         with stages.stage("match"):
+            if self.presearcher is None:
+                matchers = self.matchers
+            else:  # only the searches the post can match: for most posts none
+                matchers = [self.matchers[i] for i in self.presearcher.candidates(post.text)]
+            if not matchers:
+                stages.observe()
+                return decision
             text = Text.of(post.text)
         located_cache: dict[str | None, Located] = {}
         candidates: list[_Candidate] = []
-        for matcher in self.matchers:
+        for matcher in matchers:
             search = matcher.search
             with stages.stage("match"):
                 if not matcher.applies_to(post, fetched_by):

@@ -69,7 +69,7 @@ def new_config(tmp_path: Path) -> Config:
 
 
 def run_compare(new: Config, old: Config, posts: list[Post], truth=None) -> Comparison:
-    return compare(Classifier(new), Classifier(old), posts, truth)
+    return compare(Classifier(new, presearch=False), Classifier(old, presearch=False), posts, truth)
 
 
 def git(repo: Path, *args: str) -> str:

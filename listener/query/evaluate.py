@@ -41,9 +41,9 @@ from listener.query.syntax import (
     emoji_key,
     is_emoji,
     key,
-    strip_accents,
     terms_of,
 )
+from listener.text import strip_accents
 
 SHORT_TERM = 4  # folded terms this short or shorter must match exactly
 NEAR_MISS_MARGIN = 12  # fuzzy scores this far under the threshold are near-misses

@@ -55,8 +55,8 @@ from listener.query.syntax import (
     key,
     parse,
     positive,
-    strip_accents,
 )
+from listener.text import strip_accents
 
 #: A way to find the brand as common as this, on the Zipf scale (log10 of occurrences per billion
 #: words), drowns the team. Zipf 4 is once per 100,000 words, so about one post in 5,000 (at

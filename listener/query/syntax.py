@@ -28,6 +28,8 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
+from listener.text import strip_accents
+
 FIELDS = ("lang", "source", "author", "has")
 HAS_VALUES = ("geo", "location", "link", "hashtag", "mention")
 MIN_PREFIX = 3  # letters before a wildcard: 'bi*' would match half the language
@@ -187,11 +189,6 @@ def conjuncts(node: Node) -> list[Node]:
 
 _APOSTROPHE_S = re.compile(r"(?<![\w'’])['’]s[\s-]+(?=\w)", re.IGNORECASE)  # 's-Hertogenbosch
 _SPLIT = re.compile(r"[^0-9a-z]+")
-
-
-def strip_accents(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
 def key(word: str) -> str:

@@ -1,0 +1,178 @@
+"""The presearcher (listener.presearch): it never rules out a search a post matches, so the fast
+path decides exactly as the reference path that verifies every search; and it does rule out
+the searches a post cannot match."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rapidfuzz import fuzz
+
+from listener.config import load_config
+from listener.match import Text
+from listener.pipeline import Classifier
+from listener.post import Author, Post, PostError
+from listener.presearch import Presearcher, fuzzy_edits, pieces
+from tests.support.configs import write_setup
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def read_posts(*names: str) -> list[Post]:
+    posts = []
+    for name in names:
+        for line in (ROOT / name).read_text(encoding="utf-8").splitlines():
+            try:
+                posts.append(Post.from_dict(json.loads(line)))
+            except (ValueError, PostError):
+                continue  # the e2e file holds deliberately broken lines
+    return posts
+
+
+def same_decisions(config_path: Path, posts: list[Post]) -> int:
+    """Decide every post on the fast and the reference path; returns how many alerted."""
+    config = load_config(config_path)
+    fast, reference = Classifier(config), Classifier(config, presearch=False)
+    assert fast.presearcher is not None and reference.presearcher is None
+    alerted = 0
+    for post in posts:
+        quick, full = fast.decide(post), reference.decide(post)
+        assert quick.to_json() == full.to_json(), post.text
+        assert fast.alert_for(post, quick) == reference.alert_for(post, full)
+        alerted += quick.org is not None
+    return alerted
+
+
+def test_the_fast_path_decides_the_development_corpus_as_the_reference_path() -> None:
+    posts = read_posts("tests/corpus/posts.jsonl")
+    assert len(posts) > 400
+    assert same_decisions(ROOT / "tests" / "corpus" / "config.toml", posts) > 100
+
+
+def test_the_fast_path_decides_the_demo_and_end_to_end_posts_as_the_reference_path() -> None:
+    posts = read_posts("demo/posts.jsonl", "tests/data/e2e-posts.jsonl")
+    assert same_decisions(ROOT / "config.example.toml", posts) > 5
+
+
+QUERIES = """\
+[[organisations]]
+id = "eemland"
+name = "Bibliotheek Eemland"
+aliases = ["Bieb Eemland", "OBA"]
+handles = ["@bibliotheekeemland", "@bieb@mastodon.nl"]
+
+[[organisations.branches]]
+id = "leusden"
+name = "Bibliotheek Leusden"
+town = "Leusden"
+lat = 52.1325
+lon = 5.43194
+radius_km = 2.5
+
+[[searches]]
+id = "eemland-brand"
+org = "eemland"
+kind = "brand"
+fuzzy = 85
+
+[[searches]]
+id = "de-bieb"
+kind = "local"
+terms = ["de bieb", "bibliotheek"]
+
+[[searches]]
+id = "wildcards"
+kind = "local"
+query = '(leesclub* OR "voorlees ontbijt"~2 OR 📚) AND NOT spam'
+
+[[searches]]
+id = "anything-on-reddit"
+kind = "local"
+query = "source:reddit OR boekenweek"
+"""
+
+
+@pytest.fixture
+def presearch(tmp_path: Path) -> tuple[Classifier, Presearcher]:
+    classifier = Classifier(load_config(write_setup(tmp_path, queries=QUERIES)))
+    assert classifier.presearcher is not None
+    return classifier, classifier.presearcher
+
+
+def ids(classifier: Classifier, indexes: list[int]) -> list[str]:
+    return [classifier.matchers[i].search.id for i in indexes]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("lekker weer vandaag, eerst koffie", []),
+        ("De BIBLIOTHEEK in Leusden is dicht", ["de-bieb"]),
+        ("naar de bieb!", ["de-bieb"]),
+        ("mijn steambibliotheek is vol", []),  # a word of its own, not 'bibliotheek'
+        ("Bibliotheek Eemlnad is weer dicht", ["eemland-brand", "de-bieb"]),  # a typo
+        ("#BibliotheekEemland 😡", ["eemland-brand"]),
+        ("vraag aan @bibliotheekeemland", ["eemland-brand"]),
+        ("groet @bieb@mastodon.nl", ["eemland-brand", "de-bieb"]),  # 'bieb': verified
+        ("de leesclubjes beginnen", ["wildcards"]),
+        ("het voorleesontbyt is leuk", ["wildcards"]),  # two typos, words run together
+        ("boeken 📚 kopen", ["wildcards"]),
+    ],
+)
+def test_candidates_are_the_searches_a_post_can_match(
+    presearch: tuple[Classifier, Presearcher], text: str, expected: list[str]
+) -> None:
+    classifier, presearcher = presearch
+    found = ids(classifier, presearcher.candidates(text))
+    assert [i for i in found if i != "anything-on-reddit"] == expected
+    assert "anything-on-reddit" in found  # holds on a field alone: verified on every post
+
+
+def test_a_post_no_search_can_match_costs_no_tokens(
+    presearch: tuple[Classifier, Presearcher], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    classifier, _ = presearch
+    classifier.matchers = [m for m in classifier.matchers if m.search.id != "anything-on-reddit"]
+    classifier.presearcher = Presearcher(classifier.matchers)
+    made: list[str] = []
+    real = Text.of
+    monkeypatch.setattr(Text, "of", lambda raw: made.append(raw) or real(raw))
+    when = datetime(2026, 11, 23, tzinfo=UTC)
+    post = Post("t:1", "bluesky", "lekker weer", when, author=Author("a", location="Leusden"))
+    assert classifier.decide(post).org is None and made == []
+    classifier.decide(Post("t:2", "bluesky", "de bieb in Leusden is dicht", when))
+    assert made == ["de bieb in Leusden is dicht"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    word=st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=5, max_size=16),
+    threshold=st.sampled_from([75, 80, 85, 88, 90, 95]),
+    edits=st.lists(
+        st.tuples(st.sampled_from("ids"), st.integers(0, 20), st.sampled_from("xyzqk")),
+        max_size=4,
+    ),
+)
+def test_a_word_close_enough_to_match_keeps_one_piece_whole(
+    word: str, threshold: int, edits: list[tuple[str, int, str]]
+) -> None:
+    """The pigeonhole the fuzzy keys rest on: any word at ratio ≥ threshold contains one of
+    the fuzzy_edits + 1 pieces of the term word."""
+    other = word
+    for op, at, letter in edits:
+        at %= len(other) + 1
+        if op == "i":
+            other = other[:at] + letter + other[at:]
+        elif op == "d" and at < len(other):
+            other = other[:at] + other[at + 1 :]
+        elif at < len(other):
+            other = other[:at] + letter + other[at + 1 :]
+    cut = pieces(word, fuzzy_edits(len(word), threshold) + 1)
+    if fuzz.ratio(word, other) >= threshold:
+        assert cut, "a word that can match must have pieces"
+        assert any(piece in other for piece in cut), (word, other, cut)
