@@ -53,11 +53,13 @@ from listener.slack_socket import slack_socket
 from listener.sources import Source, SourceError, SourceUnavailable, build_sources, uses
 from listener.sources.webhook import IngestEndpoint
 from listener.spikes import Grouper
-from listener.store import SaveResult, Store, utcnow
+from listener.store import LeaseLost, SaveResult, Store, utcnow
 from listener.text import fold
 from listener.urgency.context import AuthorHistory
 
 if TYPE_CHECKING:
+    from sqlmodel import Session
+
     from listener.config.model import Search
 
 log = logging.getLogger(__name__)
@@ -246,6 +248,7 @@ class Daemon:
         if not_before is not None and now < not_before:
             return result  # backing off
         leases = self.leases
+        claim: Claim | None = None
         if leases is not None:
             claim = self._claim(leases, source, scheduled=scheduled)
             if not claim.taken:
@@ -255,8 +258,8 @@ class Daemon:
         try:
             return self._poll(source, result, started)
         finally:
-            if leases is not None:
-                leases.release(source.key, self._next_due(source))
+            if leases is not None and claim is not None:
+                leases.release(source.key, self._next_due(source, leases, claim.due))
 
     def _claim(self, leases: Leases, source: Source, *, scheduled: bool) -> Claim:
         claim = leases.claim(source.key, due_matters=scheduled)
@@ -273,15 +276,16 @@ class Daemon:
             log.warning("poll %s: still polled by %s; skipped", source.key, claim.owner)
         return claim
 
-    def _next_due(self, source: Source) -> timedelta:
-        """When the next poll of `source` is due, from now: one interval, less a little slack
-        so this instance's own next tick (a thread may have started this one late) finds it
-        due; or, backing off, when the back-off ends."""
+    def _next_due(self, source: Source, leases: Leases, claimed_at: datetime) -> datetime:
+        """When the next poll of `source` is due: an interval after this one was claimed (not
+        after it ended, so a poll that takes a while does not push the next one back), less a
+        little slack so this instance's own next tick (a thread may have started this one
+        late) finds it due; or, backing off, when the back-off ends."""
         interval = source.interval
-        due = interval - min(interval / 4, timedelta(seconds=10))
+        due = claimed_at + interval - min(interval / 4, timedelta(seconds=10))
         not_before = self._not_before.get(source.key)
         if not_before is not None:
-            due = max(due, not_before - self.clock())
+            due = max(due, leases.now() + (not_before - self.clock()))
         return due
 
     def _poll(self, source: Source, result: PollResult, started: float) -> PollResult:
@@ -305,12 +309,16 @@ class Daemon:
                 return result
             result.fetched += len(batch.posts)
             result.skipped += batch.skipped
-            if self.leases is not None and not self.leases.renew(source.key):
-                log.warning(  # stalled past the lease: the new owner fetches from the cursor
+            fence = self.leases.fence(source.key) if self.leases is not None else None
+            try:
+                saved = self._decide_and_save(
+                    source.key, source.name, batch.cursor, batch.posts, fence
+                )
+            except LeaseLost:  # stalled past the lease: the new owner fetches from the cursor
+                log.warning(
                     "poll %s: another instance took it over; this batch is left to it", source.key
                 )
                 break
-            saved = self._decide_and_save(source.key, source.name, batch.cursor, batch.posts)
             result.new_posts += saved.new_posts
             result.alerts += saved.alerts
             result.follow_ups += saved.follow_ups
@@ -540,7 +548,12 @@ class Daemon:
         )
 
     def _decide_and_save(
-        self, key: str, name: str, cursor: str | None, posts: Sequence[Post]
+        self,
+        key: str,
+        name: str,
+        cursor: str | None,
+        posts: Sequence[Post],
+        fence: Callable[[Session], bool] | None = None,
     ) -> SaveResult:
         """Decide the posts the store does not have yet (`name`: the source they came from) and
         save them as one batch with `cursor`; posts it has are passed on as `seen` (their counts
@@ -573,6 +586,7 @@ class Daemon:
                 seen=seen,
                 reach=self.reach,
                 dispatch=self.dispatch,
+                fence=fence,
             )
         if self.metrics is not None:
             matched = sum(1 for item in decided if item.decision.get("org"))
@@ -725,7 +739,8 @@ class Daemon:
             # Try again when the claim could be taken (the holder's lease ends, or the poll
             # is due), not only at the next tick: that is how a dead instance's work moves.
             job = scheduler.get_job(f"poll:{source.key}")
-            when = retry_at + timedelta(seconds=random.uniform(0.05, 1))
+            spread = min(1.0, 0.1 * source.interval.total_seconds())  # instances part
+            when = retry_at + timedelta(seconds=random.uniform(0, spread))
             if job is not None and (job.next_run_time is None or when < job.next_run_time):
                 job.modify(next_run_time=when)
 

@@ -7,8 +7,9 @@ and when the next poll is due (`due`).
 - **One poll at a time.** An instance polls a source only after `claim` took the row, in one
   conditional upsert (`INSERT … ON CONFLICT DO UPDATE … WHERE`, on SQLite and PostgreSQL alike):
   the row is taken only when no claim holds it (`until` has passed). The holder `renew`s the
-  claim after each batch (again conditional: it must still be the owner) and `release`s it at
-  the end, setting when the next poll is due.
+  claim with each batch it saves, in the batch's own transaction (`fence`: conditional on still
+  being the owner, and holding the row until the commit), and `release`s it at the end, setting
+  when the next poll is due. An instance stalled past its lease cannot save or move the cursor.
 - **Once per interval, not once per instance.** Every instance schedules every source, but a
   claim also needs the poll to be due, so N instances still poll a source about once per
   interval, and a source backing off (its next poll due later) backs off on all of them.
@@ -173,6 +174,14 @@ class Leases:
         """Extend this instance's claim on `key`; False when it is not ours any more (we were
         stalled past the lease and another instance took the source over)."""
         with Session(self.engine) as session, session.begin():
+            return self.fence(key)(session)
+
+    def fence(self, key: str) -> Callable[[Session], bool]:
+        """For `Store.save_batch`: renew this instance's claim on `key` inside the save's own
+        transaction, True when it is still ours. The row stays locked until the save commits,
+        so no other instance takes the source over while its batch and cursor are saved."""
+
+        def renew_in(session: Session) -> bool:
             now = self.now(session)
             result = session.exec(
                 update(PollLeaseRow)
@@ -180,6 +189,8 @@ class Leases:
                 .values(until=now + self.lease)
             )
             return bool(result.rowcount)
+
+        return renew_in
 
     def release(self, key: str, next_due: datetime | timedelta) -> None:
         """End this instance's claim on `key`; its next poll is due at `next_due` (or that long

@@ -183,6 +183,11 @@ class Grouper:
     ignore: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     @property
+    def active(self) -> bool:
+        """Whether placing an alert looks at anything: follow-ups or spikes are on."""
+        return self.settings.follow_ups or self.settings.enabled
+
+    @property
     def lookback(self) -> timedelta:
         """How far back, by post time, the store must look for recent alerts."""
         s = self.settings

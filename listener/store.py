@@ -154,6 +154,12 @@ STAND_IN_SOURCES = (REACH_SOURCE, ESCALATION_SOURCE, FORGOTTEN_SOURCE)  # posts 
 #: An outbox row's last_error starts so when the receiver may have got the alert after all
 #: (a timeout, a reset, a crash mid-send): the next attempt asks the receiver first.
 UNKNOWN_OUTCOME = "outcome unknown: "
+#: How many parsed alert messages a Store keeps (`Store._message`) before it starts over.
+PARSED_REMEMBERED = 20_000
+
+
+class LeaseLost(Exception):
+    """`save_batch`'s fence failed: another instance polls the source now; nothing was saved."""
 
 
 class DecisionRow(SQLModel, table=True):
@@ -474,6 +480,7 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
+        self._parsed: dict[str, AlertMessage] = {}
         from listener.schema import upgrade
 
         upgrade(self.engine)  # migrations to head (listener.schema); logs the ones that ran
@@ -507,6 +514,7 @@ class Store:
         seen: Sequence[Post] = (),
         reach: GrowthWatch | None = None,
         dispatch: Dispatcher | None = None,
+        fence: Callable[[Session], bool] | None = None,
     ) -> SaveResult:
         """Save new posts, decisions, alerts, outbox rows and the cursor: all or nothing. With a
         `grouper`, a new alert may become a follow-up of an earlier one or an incident. An
@@ -521,11 +529,16 @@ class Store:
         NOTHING, so of two batches holding it, one saves it (and alerts on it) and the other
         skips it; the posts go in in id order, and alert placement is serialised per
         organisation (`_serialise`), and a transaction PostgreSQL aborts for a deadlock is
-        rerun."""
+        rerun.
+
+        `fence` runs first in the transaction and must return True, else nothing is saved and
+        LeaseLost is raised: the poll lease (`listener.leases`) renews the instance's claim on
+        the source there, holding its row until the commit, so an instance that lost the
+        source cannot move its cursor, and none can take it over mid-save."""
         at = now or utcnow()
         return _rerunning(
             lambda: self._save_batch(
-                source_key, cursor, decided, at, grouper, seen, reach, dispatch
+                source_key, cursor, decided, at, grouper, seen, reach, dispatch, fence
             )
         )
 
@@ -539,10 +552,13 @@ class Store:
         seen: Sequence[Post],
         reach: GrowthWatch | None,
         dispatch: Dispatcher | None,
+        fence: Callable[[Session], bool] | None = None,
     ) -> SaveResult:
         new_posts = alerts = deliveries = follow_ups = incidents = silenced = held = 0
         active: list[Silence] | None = None  # read when the first alert needs them
         with Session(self.engine) as session, session.begin():
+            if fence is not None and not fence(session):
+                raise LeaseLost(source_key)
             fresh = self._insert_posts(session, [item.post for item in decided], now)
             for item in decided:
                 if item.post.id not in fresh:
@@ -593,7 +609,7 @@ class Store:
                     continue
                 receivers = list(new_alert.receivers)
                 placed: Placement | None = None
-                if grouper is not None:
+                if grouper is not None and grouper.active:
                     _serialise(session, f"alerts:{message.org_id}")
                     recent, open_incidents = self._recent(session, message, grouper.lookback)
                     placed = grouper.place(message, receivers, recent, open_incidents)
@@ -1000,7 +1016,7 @@ class Store:
         recent = [
             Recent(
                 alert_id=alert_id,
-                message=AlertMessage.from_json(text),
+                message=self._message(text),
                 root_id=roots.get(alert_id),
                 receivers=tuple(receivers.get(alert_id, ())),
             )
@@ -1016,6 +1032,18 @@ class Store:
             )
         ]
         return recent, incidents
+
+    def _message(self, text: str) -> AlertMessage:
+        """An alert row's message, parsed once: `_recent` reads an organisation's alerts of the
+        last day for every new alert, and parsing was most of its cost. Keyed by the text, so
+        a message changed since (an update, a redaction) is parsed anew."""
+        found = self._parsed.get(text)
+        if found is None:
+            found = AlertMessage.from_json(text)
+            if len(self._parsed) >= PARSED_REMEMBERED:
+                self._parsed.clear()
+            self._parsed[text] = found
+        return found
 
     def _reply_to_alerted(self, session: Session, post: Post, grouper: Grouper) -> NewAlert | None:
         """A reply that names no organisation itself, to a post alerted recently: an alert of

@@ -203,3 +203,19 @@ def test_an_instance_that_stops_cleanly_hands_its_sources_over_when_due(store: S
     assert not b.claim("rss:x").taken  # not due yet: no early poll
     clock.now += timedelta(seconds=1)
     assert b.claim("rss:x").taken  # due: no handover wait for an instance that left
+
+
+def test_an_instance_that_lost_the_source_cannot_save_or_move_its_cursor(store: Store) -> None:
+    from listener.store import LeaseLost
+
+    clock = Clock()
+    a = Leases(store.engine, "host-a:1:aa", clock=clock)
+    b = Leases(store.engine, "host-b:2:bb", clock=clock)
+    assert a.claim("replay:x").taken
+    store.save_batch("replay:x", "1", [], fence=a.fence("replay:x"))
+    clock.now += LEASE  # A stalls in a fetch; B takes the source over and saves
+    assert b.claim("replay:x").taken
+    store.save_batch("replay:x", "2", [], fence=b.fence("replay:x"))
+    with pytest.raises(LeaseLost):  # A's late batch: nothing saved, the cursor stays B's
+        store.save_batch("replay:x", "1b", [], fence=a.fence("replay:x"))
+    assert store.cursor("replay:x") == "2"
