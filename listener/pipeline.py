@@ -21,7 +21,7 @@ from listener.config import Config
 from listener.config.model import Search
 from listener.geo.areas import Area, AreaIndex, BranchHit, load_area
 from listener.geo.gazetteer import Gazetteer, default_gazetteer
-from listener.geo.locate import Geocode, Located, locate
+from listener.geo.locate import Geocode, Located, Prepared, place, prepare
 from listener.match import SearchMatcher, Term, Text, normal_handle
 from listener.metrics import Metrics, StageTimer
 from listener.post import Post
@@ -79,6 +79,24 @@ class _Candidate:
     distance_km: float | None
 
 
+@dataclass(frozen=True, slots=True)
+class _Group:
+    """Local searches with the same terms, of several organisations (`Classifier._local_groups`)."""
+
+    first: int  # id() of the first member's matcher
+    label: str  # how rejections name them
+    index: AreaIndex  # the branch areas of all their organisations
+    search_of: dict[str, str]  # organisation → its search in the group
+
+
+def _relabel(lines: list[str], search_id: str, label: str) -> list[str]:
+    """Evidence a search's matcher wrote ('search X: …') as another search's, or a group's."""
+    if label == search_id:
+        return lines
+    before, after = f"search {search_id}: ", f"search {label}: "
+    return [after + line[len(before) :] if line.startswith(before) else line for line in lines]
+
+
 class Classifier:
     def __init__(
         self,
@@ -119,10 +137,47 @@ class Classifier:
         self.index_by_org = {org: AreaIndex(areas) for org, areas in self.areas_by_org.items()}
         self.all_index = AreaIndex(self.all_areas)
         self._no_areas = AreaIndex(())
+        self.group_of = self._local_groups()
         self.branches = BranchResolver(config.organisations, self.index_by_org, self.gazetteer)
         self.org_of_handle = {
             normal_handle(h): org.id for org in config.organisations.values() for h in org.handles
         }
+
+    def _local_groups(self) -> dict[int, _Group]:
+        """Local searches of several organisations that look for the same words ('de bieb',
+        'bibliotheek'), as each organisation of a regional service or a national installation
+        has one: matched once, and located once in all their organisations' branch areas, the
+        post then being the search of the organisation whose branch holds it. By matcher id."""
+        by_terms: dict[tuple[object, ...], list[SearchMatcher]] = {}
+        for matcher in self.matchers:
+            search = matcher.search
+            if search.kind != "local" or not search.org:
+                continue
+            same = (
+                tuple(t.folded for t in matcher.terms),
+                search.query,
+                tuple(search.exclude),
+                tuple(search.sense_cues),
+                search.fuzzy,
+                tuple(sorted(search.sources)),
+                tuple(sorted(search.languages)),
+            )
+            by_terms.setdefault(same, []).append(matcher)
+        groups: dict[int, _Group] = {}
+        for members in by_terms.values():
+            orgs = {m.search.org: m.search.id for m in members if m.search.org}
+            if len(members) < 2 or len(orgs) < len(members):
+                continue  # alone, or two searches of one organisation: each on its own
+            first = members[0].search
+            group = _Group(
+                first=id(members[0]),
+                label=f"{first.id} (and {len(members) - 1} more local searches with its terms)",
+                index=AreaIndex([a for org in orgs for a in self.areas_by_org.get(org, ())]),
+                search_of=orgs,
+            )
+            for matcher in members:
+                groups[id(matcher)] = group
+        return groups
 
     def _library_names(self, config: Config) -> set[str]:
         """Folded names of the organisations and their branches."""
@@ -170,31 +225,46 @@ class Classifier:
                 matchers = self.matchers
             else:  # only the searches the post can match: for most posts none
                 matchers = [self.matchers[i] for i in self.presearcher.candidates(post.text)]
-            if not matchers:
-                stages.observe()
-                return decision
-            text = Text.of(post.text)
-        located_cache: dict[str | None, Located] = {}
+            text = Text.of(post.text) if matchers else None
+        if text is None:
+            stages.observe()
+            return decision
+        prepared: Prepared | None = None  # the post's places, read once for every index
+        located_cache: dict[object, Located] = {}
+
+        def located_in(where: object, index: AreaIndex) -> Located:
+            nonlocal prepared
+            if where not in located_cache:
+                with stages.stage("locate"):
+                    if prepared is None:
+                        prepared = prepare(post, self.gazetteer, self.geocode)
+                    located_cache[where] = place(prepared, index)
+            return located_cache[where]
+
         candidates: list[_Candidate] = []
+        done: set[int] = set()  # groups of local searches already decided
         for matcher in matchers:
             search = matcher.search
+            group = self.group_of.get(id(matcher))
+            if group is not None:
+                if group.first in done:
+                    continue
+                done.add(group.first)
             with stages.stage("match"):
                 if not matcher.applies_to(post, fetched_by):
                     continue
                 result = matcher.match(post, text, fetched_by)
-            decision.near_misses += result.near_misses
+            label = search.id if group is None else group.label
+            decision.near_misses += _relabel(result.near_misses, search.id, label)
             if not result.matched:
-                decision.evidence += result.evidence  # rejections say why
+                decision.evidence += _relabel(result.evidence, search.id, label)  # rejections
                 continue
-            if search.org not in located_cache:
-                index = (
-                    self.index_by_org.get(search.org, self._no_areas)
-                    if search.org
-                    else self.all_index
-                )
-                with stages.stage("locate"):
-                    located_cache[search.org] = locate(post, index, self.gazetteer, self.geocode)
-            located = located_cache[search.org]
+            if group is not None:
+                located = located_in(group.first, group.index)
+            elif search.org:
+                located = located_in(search.org, self.index_by_org.get(search.org, self._no_areas))
+            else:
+                located = located_in(None, self.all_index)
             hit = located.branch
             if search.kind == "brand":
                 assert search.org is not None
@@ -214,21 +284,23 @@ class Classifier:
                         m for m in located.near_misses if m not in decision.near_misses
                     ]
             elif hit is not None:
+                # in a group, the search of the organisation whose branch holds the post
+                search_id = search.id if group is None else group.search_of[hit.area.org_id]
                 candidates.append(
                     _Candidate(
                         (0, result.score, -hit.distance_km),
-                        search.id,
+                        search_id,
                         hit.area.org_id,
                         located,
                         hit.area.branch_id,
                         round(hit.distance_km, 2),
                     )
                 )
-                decision.evidence += result.evidence
+                decision.evidence += _relabel(result.evidence, search.id, search_id)
             else:
-                decision.evidence += result.evidence
+                decision.evidence += _relabel(result.evidence, search.id, label)
                 decision.evidence.append(
-                    f"search {search.id}: rejected, not located in any branch's area"
+                    f"search {label}: rejected, not located in any branch's area"
                 )
                 decision.evidence += located.evidence
                 decision.near_misses += located.near_misses

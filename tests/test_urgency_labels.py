@@ -104,3 +104,36 @@ def test_spam_needs_two_cues() -> None:
 def test_a_long_word_with_one_typo_still_counts_but_a_common_word_does_not() -> None:
     assert "complaint" in labels("ik ben zo teleurgestelt in de bieb")
     assert "safety" not in labels("de bieb is echt een toeristenattractie geworden")
+
+
+def _find_reference(phrases, words):
+    """The straightforward `_find`: every phrase at every position."""
+    from listener.urgency.labels import _Hit, _typo_of
+
+    hits = []
+    for shown, phrase in phrases:
+        n = len(phrase)
+        for i in range(len(words) - n + 1):
+            if words[i : i + n] == phrase or (n == 1 and _typo_of(words[i], phrase[0])):
+                hits.append(_Hit(shown, i, i + n))
+                break
+    return hits
+
+
+def test_the_indexed_phrase_search_finds_what_the_straightforward_one_does() -> None:
+    import random
+
+    from listener.urgency.labels import _compile, _find
+
+    phrases = _compile(
+        ["teleurgesteld", "slecht", "niet open", "de bieb is dicht", "onbeschoft", "schandalig"]
+    )
+    vocabulary = [
+        "teleurgesteld", "teleurgestelt", "teleurgesteldd", "tleurgesteld", "slecht", "niet",
+        "open", "de", "bieb", "is", "dicht", "onbeschoft", "onbeschofd", "schandalig",
+        "schandaalig", "geworden", "gewonden", "en", "weer",
+    ]  # fmt: skip
+    rng = random.Random(7)
+    for _ in range(3000):
+        words = tuple(rng.choice(vocabulary) for _ in range(rng.randint(0, 12)))
+        assert _find(phrases, words) == _find_reference(phrases, words), words

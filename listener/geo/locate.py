@@ -51,7 +51,10 @@ __all__ = [
     "Geocode",
     "Located",
     "Location",
+    "Prepared",
     "locate",
+    "place",
+    "prepare",
 ]
 
 # Other evidence decides between same-named places only when it lies this close to a reading.
@@ -90,13 +93,25 @@ class _Reference:
     label: str
 
 
-def locate(
-    post: Post,
-    index: AreaIndex,
-    gazetteer: Gazetteer,
-    geocode: Geocode | None = None,
-) -> Located:
-    """Place a post and find the branch whose area holds it, with the evidence for both."""
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """What `locate` learns of a post before looking at any branch area: its coordinates, the
+    places its text names (each same-named place read), its profile location, and the notes
+    on them. The same for every set of areas, so a post checked against several organisations'
+    branches is scanned once (`prepare`), then placed in each (`place`)."""
+
+    coordinates: Location | None
+    read: tuple[PlaceMention, ...]  # the usable places the text names, each one read
+    after_library: PlaceMention | None  # the one right after a library word, if any
+    regions: tuple[RegionMention, ...]
+    abroad: bool  # the text names a town abroad
+    profile: Location | None
+    profile_notes: tuple[str, ...]
+    notes: tuple[str, ...]  # negated and foreign places, readings
+
+
+def prepare(post: Post, gazetteer: Gazetteer, geocode: Geocode | None = None) -> Prepared:
+    """The part of `locate` that needs no branch areas."""
     notes: list[str] = []
     coordinates = _from_coordinates(post)
     scan = gazetteer.scan(post.text)
@@ -107,16 +122,49 @@ def locate(
     notes += [f"'{m.written}' is abroad here: not used" for m in abroad]
     need_profile = coordinates is None and not usable
     profile, profile_notes = _from_profile(post, gazetteer, geocode if need_profile else None)
-    text = _from_text(usable, index, coordinates, profile, notes, _clause_words(post.text))
+    read: list[PlaceMention] = []
+    for mention in usable:
+        chosen, why = _read(mention, usable, coordinates, profile)
+        read.append(chosen)
+        if _worth_a_reading(mention):
+            notes.append(_reading(chosen, why))
+    after_library = _after_library_word(read, _clause_words(post.text)) if read else None
+    return Prepared(
+        coordinates,
+        tuple(read),
+        after_library,
+        tuple(scan.regions),
+        bool(abroad),
+        profile,
+        tuple(profile_notes),
+        tuple(notes),
+    )
+
+
+def locate(
+    post: Post,
+    index: AreaIndex,
+    gazetteer: Gazetteer,
+    geocode: Geocode | None = None,
+) -> Located:
+    """Place a post and find the branch whose area holds it, with the evidence for both."""
+    return place(prepare(post, gazetteer, geocode), index)
+
+
+def place(prepared: Prepared, index: AreaIndex) -> Located:
+    """`locate` for a prepared post: the branch areas of `index` decide."""
+    notes = list(prepared.notes)
+    coordinates, profile = prepared.coordinates, prepared.profile
+    text = _from_text(prepared, index, notes)
     if text is None:
-        notes += [_region_note("text names", region) for region in scan.regions]
-    if text is None and abroad:
+        notes += [_region_note("text names", region) for region in prepared.regions]
+    if text is None and prepared.abroad:
         profile = None  # the text speaks of a town abroad: where the author lives says nothing
     sources = (coordinates, text, profile)
     location = next((found for found in sources if found is not None), None)
     if location is None:
         evidence = ["no coordinates, no place named in the text, no usable profile location"]
-        return Located(None, None, None, evidence + notes + profile_notes, [])
+        return Located(None, None, None, evidence + notes + list(prepared.profile_notes), [])
 
     inside = index.containing(location.lat, location.lon)
     branch = inside[0] if inside else None
@@ -153,27 +201,19 @@ def _from_coordinates(post: Post) -> Location | None:
     return Location(lat, lon, "coordinates", None, f"post coordinates {lat:g},{lon:g}")
 
 
-def _from_text(
-    mentions: Sequence[PlaceMention],
-    index: AreaIndex,
-    coordinates: Location | None,
-    profile: Location | None,
-    notes: list[str],
-    words: Sequence[tuple[str, int]] = (),
-) -> Location | None:
-    """The place the text names, each same-named place read: the one right after a library
-    word ('de bieb in het Forum in Groningen, sorry Amsterdam' is about Groningen), else the
-    first in a branch area, else the first."""
-    if not mentions:
+def _from_text(prepared: Prepared, index: AreaIndex, notes: list[str]) -> Location | None:
+    """The place the text names: the one right after a library word ('de bieb in het Forum in
+    Groningen, sorry Amsterdam' is about Groningen), else the first in a branch area, else the
+    first."""
+    read = prepared.read
+    if not read:
         return None
-    read: list[PlaceMention] = []
-    for mention in mentions:
-        chosen, why = _read(mention, mentions, coordinates, profile)
-        read.append(chosen)
-        if _worth_a_reading(mention):
-            notes.append(_reading(chosen, why))
-    after_library = _after_library_word(read, words)
-    in_area = next((m for m in read if index.inside(m.place.lat, m.place.lon)), None)
+    after_library = prepared.after_library
+    in_area = (
+        None
+        if after_library is not None
+        else next((m for m in read if index.inside(m.place.lat, m.place.lon)), None)
+    )
     chosen = after_library or in_area or read[0]
     if len(read) > 1:
         named = ", ".join(m.place.name for m in read)

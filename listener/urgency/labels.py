@@ -209,16 +209,57 @@ def _sentences(text: str) -> list[_Sentence]:
     return out
 
 
-def _find(phrases: list[tuple[str, tuple[str, ...]]], words: tuple[str, ...]) -> list[_Hit]:
-    """Every phrase found among the words (one hit per phrase, the first), in phrase order."""
-    hits = []
-    for shown, phrase in phrases:
-        n = len(phrase)
-        for i in range(len(words) - n + 1):
-            if words[i : i + n] == phrase or (n == 1 and _typo_of(words[i], phrase[0])):
-                hits.append(_Hit(shown, i, i + n))
-                break
-    return hits
+Phrases = list[tuple[str, tuple[str, ...]]]
+
+
+@dataclass(frozen=True, slots=True)
+class _PhraseIndex:
+    """A phrase list looked up by word: phrases by their first word, and the one-word phrases
+    long enough for a typo by (first letter, length)."""
+
+    by_first: dict[str, list[int]]
+    typo: dict[tuple[str, int], list[int]]
+
+
+_INDEXES: dict[int, tuple[Phrases, _PhraseIndex]] = {}
+
+
+def _index(phrases: Phrases) -> _PhraseIndex:
+    """The index of a phrase list, made once per list (kept with the list, so its id stays
+    its own)."""
+    kept = _INDEXES.get(id(phrases))
+    if kept is not None and kept[0] is phrases:
+        return kept[1]
+    by_first: dict[str, list[int]] = {}
+    typo: dict[tuple[str, int], list[int]] = {}
+    for n, (_, phrase) in enumerate(phrases):
+        by_first.setdefault(phrase[0], []).append(n)
+        if len(phrase) == 1 and len(phrase[0]) >= FUZZY_MIN_LETTERS:
+            typo.setdefault((phrase[0][:1], len(phrase[0])), []).append(n)
+    index = _PhraseIndex(by_first, typo)
+    if len(_INDEXES) >= 1024:
+        _INDEXES.clear()
+    _INDEXES[id(phrases)] = (phrases, index)
+    return index
+
+
+def _find(phrases: Phrases, words: tuple[str, ...]) -> list[_Hit]:
+    """Every phrase found among the words (one hit per phrase, the first), in phrase order: a
+    phrase as its words, or a long one-word phrase with one typo (`_typo_of`)."""
+    index = _index(phrases)
+    first: dict[int, int] = {}
+    for i, word in enumerate(words):
+        for n in index.by_first.get(word, ()):
+            if n not in first:
+                phrase = phrases[n][1]
+                if words[i : i + len(phrase)] == phrase:
+                    first[n] = i
+        if len(word) >= FUZZY_MIN_LETTERS - 1 and index.typo:
+            for size in (len(word) - 1, len(word), len(word) + 1):
+                for n in index.typo.get((word[:1], size), ()):
+                    if n not in first and _typo_of(word, phrases[n][1][0]):
+                        first[n] = i
+    return [_Hit(phrases[n][0], i, i + len(phrases[n][1])) for n, i in sorted(first.items())]
 
 
 def _typo_of(word: str, phrase: str) -> bool:

@@ -1,0 +1,375 @@
+"""Throughput of match → locate → score at national scale, against issue 9's targets.
+
+Prints a table; asserts nothing. The setup and the posts are `bench/national.py`'s: 170
+organisations (three quarters Dutch, a quarter Flemish) with 1,000 branches, a brand and a local
+search each, and a firehose of everyday posts of which about 2% name a search term.
+
+    .venv/bin/python bench/throughput.py                  # the full run (a few minutes at most)
+    .venv/bin/python bench/throughput.py --posts 20000 --sample 500 --scale-posts 5000   # quick
+    .venv/bin/python bench/throughput.py --profile 20000  # cProfile of Classifier.decide only
+
+What is measured, in one process on one core (the posts are generated in chunks of 5,000 between
+the timed stretches, so only `Classifier.decide` is on the clock):
+
+- **start-up**: a fresh Python process imports listener, loads the national config, the
+  gazetteer, and builds `Classifier(config, gazetteer)` (its matchers, presearcher and area
+  indexes); the time from its first line to a ready classifier, then its first decision (lazy
+  set-up shows there), and its peak RSS at that point. The process's wall time, interpreter
+  start included, is printed beside it.
+- **national**: posts/s of `Classifier(config).decide(post)` over `--posts` posts (200,000), or
+  as many as fit in `--budget` seconds of classifying (then it says so), and this process's
+  peak RSS afterwards (the classifier, a 5,000-post chunk, and the generator's word lists).
+- **subsample**: `--sample` other posts (2,000, seed 1) through the same classifier, through
+  `Classifier(config, presearch=False)` (every search verified on every post: the reference
+  path), and through a naive matcher written here as a straightforward non-indexed one would
+  be: every post against every term with rapidfuzz `fuzz.partial_ratio` (lower-cased, at the
+  search's `fuzzy`), and every post that matched against every branch by geopy's geodesic
+  distance (from the post's coordinates, else the first capitalised word the gazetteer knows,
+  else the profile location). The ratios are classifier / naive and classifier / reference on
+  the same posts; the number of posts the fast and the reference path decide differently
+  (organisation or branch) is printed too.
+- **scaling**: posts/s at 10, 100 and 1,000 branches (10 organisations, their natural ~90
+  terms) and at 50, 500 and 5,000 terms (10 organisations, 100 branches), on `--scale-posts`
+  posts each (20,000, capped at `--scale-budget` seconds), each setup with its own posts.
+
+Targets (issue 9) are printed beside the figures: ≥ 20,000 posts/s national; ≥ 100× the naive
+matcher; peak RSS < 300 MB; start-up < 2 s; from 10 to 1,000 branches and from 50 to 5,000
+terms throughput falls by less than half. The setups go to a temporary folder (or `--folder`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import pstats
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # bench.national
+
+from geopy.distance import geodesic  # noqa: E402
+from rapidfuzz import fuzz  # noqa: E402
+
+from bench import national  # noqa: E402
+from listener.config import Config, load_config  # noqa: E402
+from listener.config.model import Search  # noqa: E402
+from listener.geo.gazetteer import Gazetteer, default_gazetteer  # noqa: E402
+from listener.pipeline import Classifier, Decision  # noqa: E402
+from listener.post import Post  # noqa: E402
+
+CHUNK = 5000
+
+STARTUP = r"""
+import json, resource, sys, time
+t0 = time.perf_counter()
+from listener.config import load_config
+from listener.geo.gazetteer import Gazetteer
+from listener.pipeline import Classifier
+from listener.post import Post
+t1 = time.perf_counter()
+config = load_config(sys.argv[1])
+t2 = time.perf_counter()
+gazetteer = Gazetteer.load()
+t3 = time.perf_counter()
+classifier = Classifier(config, gazetteer)
+t4 = time.perf_counter()
+post = Post.from_dict({"id": "1", "source": "bluesky", "text": "de bieb in Leusden is dicht",
+                       "created_at": "2026-11-23T08:00:00Z"})
+classifier.decide(post)
+t5 = time.perf_counter()
+print(json.dumps({"imports": t1 - t0, "config": t2 - t1, "gazetteer": t3 - t2,
+                  "classifier": t4 - t3, "ready": t4 - t0, "first": t5 - t4,
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+@dataclass
+class Run:
+    posts: int
+    seconds: float
+    matched: int
+    capped: bool = False
+    decided: list[tuple[str | None, str | None]] = field(default_factory=list)  # org, branch
+
+    @property
+    def rate(self) -> float:
+        return self.posts / self.seconds if self.seconds else 0.0
+
+
+def classify(
+    decide: Classifier | NaiveMatcher, stream: Iterable[Post], budget: float | None = None
+) -> Run:
+    """Decide posts in chunks, timing only the decisions; stop after `budget` seconds."""
+    run = Run(0, 0.0, 0)
+    iterator = iter(stream)
+    while chunk := list(islice(iterator, CHUNK)):
+        for post in chunk:
+            t0 = time.perf_counter()
+            decision = decide.decide(post)
+            run.seconds += time.perf_counter() - t0
+            run.posts += 1
+            run.matched += decision.org is not None
+            run.decided.append((decision.org, decision.branch))
+            if budget is not None and run.seconds > budget:
+                run.capped = True
+                return run
+    return run
+
+
+class NaiveMatcher:
+    """A straightforward matcher without indexes: every term against every post with rapidfuzz
+    `partial_ratio`, every branch against every matched post by geodesic distance."""
+
+    def __init__(self, config: Config, gazetteer: Gazetteer) -> None:
+        self.gazetteer = gazetteer
+        self.terms: list[tuple[str, Search]] = []
+        for search in config.searches:
+            words = list(search.terms)
+            org = config.organisations.get(search.org) if search.org else None
+            if search.kind == "brand" and org is not None:
+                words += [org.name, *org.aliases]
+                words += [h.lstrip("@").split("@")[0].split(".")[0] for h in org.handles]
+            self.terms += [(word.lower(), search) for word in words]
+        self.branches = [
+            (org.id, branch.id, (branch.lat, branch.lon), branch.radius_km)
+            for org in config.organisations.values()
+            for branch in org.branches
+        ]
+
+    def decide(self, post: Post) -> Decision:
+        decision = Decision(post_id=post.id)
+        text = post.text.lower()
+        matched: dict[str, tuple[float, Search]] = {}
+        for term, search in self.terms:
+            score = fuzz.partial_ratio(term, text, score_cutoff=search.fuzzy)
+            if score and score > matched.get(search.id, (0.0, search))[0]:
+                matched[search.id] = (score, search)
+        if not matched:
+            return decision
+        point = self.where(post)
+        hits: list[tuple[float, str, str]] = []
+        if point is not None:
+            for org_id, branch_id, at, radius in self.branches:
+                distance = geodesic(point, at).km
+                if distance <= radius:
+                    hits.append((distance, org_id, branch_id))
+        hits.sort()
+        best: tuple[tuple[int, float], str, str | None] | None = None
+        for score, search in matched.values():
+            near = next((h for h in hits if search.org in (None, h[1])), None)
+            if search.kind == "brand" and search.org is not None:
+                found = ((1, score), search.org, near[2] if near else None)
+            elif near is not None:
+                found = ((0, score), near[1], near[2])
+            else:
+                continue
+            if best is None or found[0] > best[0]:
+                best = found
+        if best is not None:
+            decision.org, decision.branch = best[1], best[2]
+        return decision
+
+    def where(self, post: Post) -> tuple[float, float] | None:
+        if post.geo is not None:
+            return post.geo.lat, post.geo.lon
+        for word in post.text.split():
+            word = word.strip(".,!?;:()'\"")
+            if word[:1].isupper():
+                places = self.gazetteer.candidates(word)
+                if places:
+                    return places[0].lat, places[0].lon
+        location = post.author.location if post.author else None
+        places = self.gazetteer.candidates(location) if location else []
+        return (places[0].lat, places[0].lon) if places else None
+
+
+def startup(config_path: Path) -> tuple[dict[str, float], float]:
+    """Start-up figures from a fresh process, and that process's wall time."""
+    t0 = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", STARTUP, str(config_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    wall = time.perf_counter() - t0
+    return json.loads(done.stdout.strip().splitlines()[-1]), wall
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def profile(classifier: Classifier, sample: list[Post], top: int = 25) -> None:
+    profiler = cProfile.Profile()
+    t0 = time.perf_counter()
+    profiler.enable()
+    for post in sample:
+        classifier.decide(post)
+    profiler.disable()
+    elapsed = time.perf_counter() - t0
+    print(f"profiled {len(sample):,} posts in {elapsed:.1f} s (with the profiler's overhead)")
+    for order in ("cumulative", "tottime"):
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats(order).print_stats(top)
+        text = out.getvalue()
+        print(f"\n--- top {top} by {order} ---")
+        print(text[text.find("   ncalls") :].rstrip())
+
+
+def row(label: str, value: str, target: str = "", verdict: str = "") -> None:
+    print(f"{label:<44} {value:>16}  {target:<14} {verdict}")
+
+
+def met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--posts", type=int, default=200_000, help="national posts (200,000)")
+    parser.add_argument("--budget", type=float, default=60.0, help="seconds of national run")
+    parser.add_argument("--sample", type=int, default=2000, help="naive/reference subsample")
+    parser.add_argument("--scale-posts", type=int, default=20_000, help="posts per scaling run")
+    parser.add_argument("--scale-budget", type=float, default=8.0, help="seconds per scaling run")
+    parser.add_argument("--profile", type=int, default=0, help="only profile N national posts")
+    parser.add_argument("--folder", type=Path, help="where the setups go (default: a temp dir)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="listener-national-") as temp:
+        folder = args.folder or Path(temp)
+        run(args, folder)
+
+
+def run(args: argparse.Namespace, folder: Path) -> None:
+    gazetteer = default_gazetteer()  # the one bench.national draws place names from too
+    national_path = national.write_setup(folder / "national", gazetteer=gazetteer)
+    config = load_config(national_path)
+    workload = national.Workload.of(config)
+
+    if args.profile:
+        classifier = Classifier(config, gazetteer)
+        profile(classifier, national.posts(workload, args.profile))
+        return
+
+    started, wall = startup(national_path)
+    t0 = time.perf_counter()
+    classifier = Classifier(config, gazetteer)
+    build = time.perf_counter() - t0
+    whole = classify(classifier, national.iter_posts(workload, args.posts), args.budget)
+    rss = peak_mb()
+
+    sample = national.posts(workload, args.sample, seed=1)  # posts the run has not seen
+    fast = classify(classifier, sample)
+    try:
+        reference_classifier: Classifier | None = Classifier(config, gazetteer, presearch=False)
+    except TypeError:  # a listener without the flag
+        reference_classifier = None
+    reference = classify(reference_classifier, sample) if reference_classifier else None
+    differ = (
+        sum(a != b for a, b in zip(fast.decided, reference.decided, strict=True))
+        if reference
+        else 0
+    )
+    naive = classify(NaiveMatcher(config, gazetteer), sample)
+
+    scaling: list[tuple[str, Run, float, int]] = []
+    grid: list[tuple[str, int, int | None]] = [
+        (f"{b:,} branches", b, None) for b in (10, 100, 1000)
+    ]
+    grid += [(f"{t:,} terms", 100, t) for t in (50, 500, 5000)]
+    for label, branch_count, terms in grid:
+        where = folder / label.replace(",", "").replace(" ", "-")
+        path = national.write_setup(
+            where, branches=branch_count, organisations=10, terms=terms, gazetteer=gazetteer
+        )
+        scaled = load_config(path)
+        t0 = time.perf_counter()
+        scaled_classifier = Classifier(scaled, gazetteer)
+        built = time.perf_counter() - t0
+        stream = national.iter_posts(scaled, args.scale_posts)
+        result = classify(scaled_classifier, stream, args.scale_budget)
+        scaling.append((label, result, built, national.term_count(scaled)))
+    total_rss = peak_mb()
+
+    branches = sum(len(o.branches) for o in config.organisations.values())
+    print(
+        f"national setup: {len(config.organisations)} organisations, {branches:,} branches, "
+        f"{len(config.searches)} searches, {national.term_count(config):,} terms"
+    )
+    print(f"{'':<44} {'figure':>16}  {'target':<14}")
+    ms = 1000
+    row("start-up, fresh process: imports", f"{ms * started['imports']:.0f} ms")
+    row("  config loaded", f"{ms * started['config']:.0f} ms")
+    row("  gazetteer loaded", f"{ms * started['gazetteer']:.0f} ms")
+    row("  classifier built (matchers, indexes)", f"{ms * started['classifier']:.0f} ms")
+    row(
+        "  ready (first line → ready Classifier)",
+        f"{started['ready']:.2f} s",
+        "< 2 s",
+        met(started["ready"] < 2),
+    )
+    row("  first decision after that", f"{ms * started['first']:.0f} ms")
+    row("  process wall time, interpreter included", f"{wall:.2f} s")
+    row("  peak RSS of that process", f"{started['rss_mb']:.0f} MB")
+    row("classifier build in this process", f"{ms * build:.0f} ms")
+    capped = f" (budget {args.budget:.0f} s)" if whole.capped else ""
+    row(
+        f"national: {whole.posts:,} posts{capped}",
+        f"{whole.rate:,.0f} posts/s",
+        "≥ 20,000/s",
+        met(whole.rate >= 20_000),
+    )
+    row(
+        "  µs a post; about an organisation",
+        f"{1e6 * whole.seconds / max(whole.posts, 1):,.0f} µs",
+        f"{whole.matched:,} posts",
+    )
+    row("  peak RSS after it", f"{rss:.0f} MB", "< 300 MB", met(rss < 300))
+    row(f"subsample: {len(sample):,} posts, classifier", f"{fast.rate:,.0f} posts/s")
+    if reference is not None:
+        row("  presearch=False (reference path)", f"{reference.rate:,.0f} posts/s")
+        row("  classifier / reference", f"{fast.rate / reference.rate:,.1f}×")
+        row("  decided differently (org, branch)", f"{differ:,} posts")
+    else:
+        row("  presearch=False (reference path)", "n/a", "no such flag")
+    row("  naive (partial_ratio × terms, geodesic)", f"{naive.rate:,.1f} posts/s")
+    row("  naive: posts about an organisation", f"{naive.matched:,}", f"listener {fast.matched:,}")
+    ratio = fast.rate / naive.rate if naive.rate else 0.0
+    row("  classifier / naive", f"{ratio:,.0f}×", "≥ 100×", met(ratio >= 100))
+    row("  national rate / naive", f"{whole.rate / naive.rate:,.0f}×" if naive.rate else "-")
+    print()
+    print(
+        f"{'scaling (10 organisations)':<28} {'terms':>6} {'build':>8} {'posts':>8} {'posts/s':>10}"
+    )
+    for label, result, built, terms in scaling:
+        capped = " (budget)" if result.capped else ""
+        print(
+            f"{label:<28} {terms:>6,} {ms * built:>6.0f}ms {result.posts:>8,} "
+            f"{result.rate:>10,.0f}{capped}"
+        )
+    rates = {label: result.rate for label, result, _, _ in scaling}
+    for first, last in (("10 branches", "1,000 branches"), ("50 terms", "5,000 terms")):
+        kept = rates[last] / rates[first] if rates[first] else 0.0
+        row(
+            f"  {first} → {last}: throughput kept",
+            f"{100 * kept:.0f}%",
+            "> 50%",
+            met(kept > 0.5),
+        )
+    print(f"peak RSS of this whole run: {total_rss:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
