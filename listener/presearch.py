@@ -3,34 +3,36 @@
 As Lucene Monitor does for stored queries, every search's terms (names, aliases, handles, branch
 names, its `terms` and the terms of its `query`) are indexed once, here as the keys of one
 Aho-Corasick automaton (pyahocorasick) over folded text. A post is folded once ('wéér' →
-'weer', Dutch 'ij' → 'y', punctuation → spaces) and run through the automaton: the searches
-whose keys occur in it are the candidates, and only they are verified by their `SearchMatcher`.
-Most posts mention no search at all, and cost that one pass and nothing more.
+'weer', Dutch 'ij' → 'y', punctuation → spaces) and cut into words; what each word meets is
+found by the automaton once and then remembered (everyday words recur), so most of a post is
+dictionary look-ups. Only the searches a post can match are verified by their `SearchMatcher`;
+most posts mention no search at all, and cost that pass and nothing more.
 
-The keys never miss a match (the fast path decides exactly as the reference path does, which
-verifies every search; `tests/test_presearch.py` proves it), because each is a substring that
-any matching text must contain:
+A term is indexed as what it needs of the post's words (`Need`), every one of them, or else
+the phrase written as one word ('#BibliotheekEemland'):
 
-- an exact term (and a wildcard's prefix, a short term, a handle): its longest word. A phrase
-  written as one word ('#BibliotheekEemland') contains that word too.
-- a fuzzy term (rapidfuzz `ratio` at the search's threshold t, word by word, the weakest word
-  counting): a word of n letters and a post word at that ratio differ by at most
-  d = ⌊2n(1 − t)/t⌋ insertions and deletions, so by at most d edits, and of d + 1 pieces of the
-  word at least one is left whole (the pigeonhole principle): those pieces are its keys, for
-  its longest word (every word must be close) and for the phrase joined into one word.
+- an exact word (a name's word, a handle, a short term): that word; a wildcard: a word with
+  that prefix.
+- a fuzzy word (rapidfuzz `ratio` at the search's threshold t, word by word, the weakest word
+  counting, so every word must be close): a word of n letters and a post word at that ratio
+  differ by at most d = ⌊2n(1 − t)/t⌋ insertions and deletions, so by at most d edits, and of
+  d + 1 pieces of the word at least one is left whole (the pigeonhole principle): the pieces
+  are its keys, and a post word holding one meets the need when its ratio to the word is at
+  least t. So 'weer' may meet 'Weert', but 'Bibliotheek Weert' also needs 'bibliotheek'.
 - a term with `~n` typos: n + 1 pieces of the phrase (each piece's longest part without a
-  space) and of the joined phrase.
+  space) and of the joined phrase, any of them.
 - an emoji: the emoji itself, found in the raw text.
 
-A search that can hold without any term (a query of only NOT or field filters), or whose pieces
-would be empty (a very low threshold), is a candidate for every post.
+The needs never miss a match (the fast path decides exactly as the reference path does, which
+verifies every search; `tests/test_presearch.py` proves it). A search that can hold without any
+term (a query of only NOT or field filters), or whose pieces would be empty (a very low
+threshold), is a candidate for every post.
 """
 
 from __future__ import annotations
 
 import re
-from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,86 +87,91 @@ def _spaced_pieces(phrase: str, count: int) -> list[str] | None:
     return keys if cut and all(keys) else None
 
 
-#: How a key found in the text is checked against the word around it, before its searches count:
-WORD = "word"  # the word is one of the targets (the key, or the phrase joined into one word)
+#: How a word is checked against a need whose key it holds:
+WORD = "word"  # the word is the target
 PREFIX = "prefix"  # the word starts with the target (a wildcard)
 FUZZY = "fuzzy"  # the word is close to the target at the threshold (rapidfuzz ratio)
 ANY = "any"  # no check (typo-tolerant phrases, whose edits may span words)
+EMOJI = "emoji"  # an emoji in the raw text
 
 
 @dataclass(frozen=True, slots=True)
-class Key:
-    """A substring to find, and how the word around it must look for it to count."""
+class Need:
+    """A word a term cannot match without: substrings one of which that word holds (`keys`),
+    and the check the word must then pass."""
 
-    text: str
-    check: str  # WORD | PREFIX | FUZZY | ANY
-    targets: tuple[str, ...] = ()
+    keys: tuple[str, ...]
+    check: str  # WORD | PREFIX | FUZZY | ANY | EMOJI
+    target: str = ""
     threshold: float = 100.0
 
     def holds(self, word: str) -> bool:
         if self.check == WORD:
-            return word in self.targets
+            return word == self.target
         if self.check == PREFIX:
-            return word.startswith(self.targets[0])
+            return word.startswith(self.target)
         if self.check == FUZZY:  # a hair under: rapidfuzz's cdist scores are float32
-            return fuzz.ratio(self.targets[0], word) >= self.threshold - 1e-3
+            return fuzz.ratio(self.target, word) >= self.threshold - 1e-3
         return True
 
 
-#: Which of a term's words to key it on: the rarest among all searches' terms (a word many
-#: names share, like 'bibliotheek', makes every post that has it a candidate of them all), then
-#: not a generic word of library names, then the longest.
-Pick = Callable[[Iterable[str]], str]
+@dataclass(frozen=True, slots=True)
+class TermNeeds:
+    """A term may match a post that meets all of `every`, or else `instead` (the phrase
+    written as one word)."""
+
+    every: tuple[Need, ...]
+    instead: Need | None = None
 
 
-def _longest_pick(words: Iterable[str]) -> str:
-    return _longest(words)
+def _word_need(word: str) -> Need:
+    return Need((word,), WORD, word)
 
 
-def term_keys(c: Compiled, threshold: float, pick: Pick = _longest_pick) -> list[Key] | None:
-    """Keys one of which is in the folded text of every post this term matches; None when
-    there are none to rely on."""
+def _fuzzy_need(word: str, threshold: float) -> Need | None:
+    cut = pieces(word, fuzzy_edits(len(word), threshold) + 1)
+    return Need(tuple(dict.fromkeys(cut)), FUZZY, word, threshold) if cut else None
+
+
+def term_needs(c: Compiled, threshold: float) -> TermNeeds | None:
+    """What this term needs of a post's words; None when nothing can be relied on."""
     words = [w for w in c.keys if w]
     if c.mode == "emoji":
-        return [Key(c.term.words[0].text, ANY)] if c.term.words else None
+        return TermNeeds((Need((c.term.words[0].text,), EMOJI),)) if c.term.words else None
     if c.mode == "mention":
         word = _longest(key(w) for w in fold(c.term.words[0].text).split())
-        return [Key(word, WORD, (word,))] if word else None
+        return TermNeeds((_word_need(word),)) if word else None
     if not words:
         return None
     joined = c.joined if len(words) > 1 and not c.term.wildcard else None
-    whole = [k for k, prefix in zip(c.keys, c.prefixes, strict=True) if not prefix and k]
     if c.mode == "exact":
-        if whole:
-            word = pick(whole)
-            return [Key(word, WORD, (word, joined) if joined else (word,))]
-        prefix = _longest(words)
-        return [Key(prefix, PREFIX, (prefix,))]
+        every = tuple(
+            Need((k,), PREFIX, k) if prefix else _word_need(k)
+            for k, prefix in zip(c.keys, c.prefixes, strict=True)
+            if k
+        )
+        return TermNeeds(every, _word_need(joined) if joined else None)
     if c.mode == "typos":
         typos = c.term.typos or 0
         found = _spaced_pieces(" ".join(words), typos + 1)
         joined_pieces = pieces(c.joined, typos + 1) if len(words) > 1 else []
         if found is None or (len(words) > 1 and not joined_pieces):
             return None
-        return [Key(piece, ANY) for piece in (*found, *joined_pieces)]
-    # fuzzy: every word must be close, so the pieces of one long word will do (a short word,
-    # four letters or fewer, must be there exactly); the joined phrase has pieces of its own
-    long = pick(w for w in words if len(w) > SHORT_TERM)
-    keys: list[Key]
-    if long:
-        cut = pieces(long, fuzzy_edits(len(long), threshold) + 1)
-        if not cut:
+        return TermNeeds((Need(tuple(dict.fromkeys([*found, *joined_pieces])), ANY),))
+    # fuzzy: every long word close at the threshold, every short one (four letters or fewer)
+    # exactly; or the phrase joined into one word, close
+    needs: list[Need] = []
+    for word in words:
+        need = _fuzzy_need(word, threshold) if len(word) > SHORT_TERM else _word_need(word)
+        if need is None:
             return None
-        keys = [Key(piece, FUZZY, (long,), threshold) for piece in cut]
-    else:
-        short = _longest(words)
-        keys = [Key(short, WORD, (short,))]
+        needs.append(need)
+    instead = None
     if joined:
-        cut = pieces(joined, fuzzy_edits(len(joined), threshold) + 1)
-        if not cut:
+        instead = _fuzzy_need(joined, threshold)
+        if instead is None:
             return None
-        keys += [Key(piece, FUZZY, (joined,), threshold) for piece in cut]
-    return keys
+    return TermNeeds(tuple(needs), instead)
 
 
 def needed_terms(matcher: SearchMatcher) -> list[Compiled] | None:
@@ -180,78 +187,100 @@ def needed_terms(matcher: SearchMatcher) -> list[Compiled] | None:
     return terms
 
 
-def rarest(matchers: Sequence[SearchMatcher]) -> Pick:
-    """A `Pick` by how many of these searches' terms have each word (fewest first)."""
-    counts: Counter[str] = Counter()
-    distinct = {c.keys for matcher in matchers for c in needed_terms(matcher) or ()}
-    for keys in distinct:  # the same name in several searches counts once
-        counts.update({k for k in keys if k})
-
-    def pick(words: Iterable[str]) -> str:
-        return min(
-            words,
-            key=lambda word: (counts[word], word in GENERIC_NAME_WORDS, -len(word)),
-            default="",
-        )
-
-    return pick
-
-
-def search_keys(matcher: SearchMatcher, pick: Pick = _longest_pick) -> list[Key] | None:
-    """The keys of one search: of every term its alternatives cannot hold without, and of its
-    handles. None: it may hold on any post, so it is always verified."""
-    evaluator = matcher.evaluator
-    keys: list[Key] = []
+def search_needs(matcher: SearchMatcher) -> list[TermNeeds] | None:
+    """What the terms of one search need, one of them at least (its handles included). None:
+    it may hold on any post, so it is always verified."""
     terms = needed_terms(matcher)
     if terms is None:
         return None
+    out: list[TermNeeds] = []
     for c in terms:
-        found = term_keys(c, evaluator.fuzzy, pick)
+        found = term_needs(c, matcher.evaluator.fuzzy)
         if found is None:
             return None
-        keys += found
+        out.append(found)
     for handle in matcher.handle_keys.values():
         # '@biebeemland.bsky.social' is found as '@biebeemland' too; a short account name
-        # only with its server ('@bieb@mastodon.nl'), so a word of the server will do
+        # only with its server ('@bieb@mastodon.nl'): all of its words then
         local = handle_local(handle)
         written = local if len(local) > SHORT_TERM else normal_handle(handle)
-        word = pick(fold(written).split())
-        if not word:
+        words = [key(w) for w in fold(written).split()]
+        if not words:
             return None
-        keys.append(Key(key(word), WORD, (key(word),)))
-    return keys
+        out.append(TermNeeds(tuple(_word_need(w) for w in dict.fromkeys(words))))
+    return out
+
+
+def _commonness(need: Need) -> tuple[bool, int]:
+    """How often a need is likely met, for ordering: a generic word of library names or a
+    word of three letters or fewer first, then the shorter the commoner."""
+    target = need.target or max(need.keys, key=len)
+    return (target in GENERIC_NAME_WORDS or len(target) <= 3, -len(target))
+
+
+@dataclass(frozen=True, slots=True)
+class _Term:
+    every: frozenset[int]  # need ids
+    instead: int | None
+    searches: frozenset[int]
 
 
 class Presearcher:
-    """All searches' keys in one automaton; `candidates` gives the searches a post may match."""
+    """All searches' needs in one automaton; `candidates` gives the searches a post may match."""
 
     def __init__(self, matchers: Sequence[SearchMatcher]) -> None:
         self.size = len(matchers)
-        by_text: dict[str, dict[Key, set[int]]] = {}
-        by_emoji: dict[str, set[int]] = {}
+        need_ids: dict[Need, int] = {}
+        by_needs: dict[tuple[frozenset[int], int | None], set[int]] = {}
         always: set[int] = set()
-        pick = rarest(matchers)
+
+        def need_id(need: Need) -> int:
+            return need_ids.setdefault(need, len(need_ids))
+
         for index, matcher in enumerate(matchers):
-            keys = search_keys(matcher, pick)
-            if keys is None:
+            found = search_needs(matcher)
+            if found is None:
                 always.add(index)
                 continue
-            for found in keys:
-                if not fold(found.text):  # an emoji: found in the raw text
-                    by_emoji.setdefault(found.text, set()).add(index)
-                else:
-                    by_text.setdefault(found.text, {}).setdefault(found, set()).add(index)
+            for term in found:
+                every = frozenset(need_id(n) for n in term.every)
+                instead = need_id(term.instead) if term.instead is not None else None
+                by_needs.setdefault((every, instead), set()).add(index)
         self.always = frozenset(always)
-        self.keys = sum(len(entries) for entries in by_text.values()) + len(by_emoji)
+        self.needs = len(need_ids)
+        self._terms = [_Term(e, i, frozenset(s)) for (e, i), s in by_needs.items()]
+        # A term is looked at when the post meets its least common need (it needs them all)
+        # or its `instead`: 'de bieb' when the post has 'bieb', not whenever it has 'de'.
+        needs = {i: each for each, i in need_ids.items()}
+        terms_of: dict[int, list[int]] = {}
+        for t, indexed in enumerate(self._terms):
+            ids = (
+                {min(indexed.every, key=lambda i: _commonness(needs[i]))}
+                if indexed.every
+                else set()
+            )
+            if indexed.instead is not None:
+                ids.add(indexed.instead)
+            for i in ids:
+                terms_of.setdefault(i, []).append(t)
+        self._terms_of = {n: tuple(ts) for n, ts in terms_of.items()}
+        by_text: dict[str, list[tuple[int, Need]]] = {}
+        by_emoji: dict[str, set[int]] = {}
+        for each, i in need_ids.items():
+            for text in each.keys:
+                if each.check == EMOJI:
+                    by_emoji.setdefault(text, set()).add(i)
+                else:
+                    by_text.setdefault(text, []).append((i, each))
+        self.keys = len(by_text) + len(by_emoji)
         self._words: dict[str, frozenset[int]] = {}
         self._automaton: Any = None
         if by_text:
             self._automaton = ahocorasick.Automaton()
             for text, entries in by_text.items():
-                value = (len(text), tuple((k, frozenset(i)) for k, i in entries.items()))
-                self._automaton.add_word(text, value)
+                self._automaton.add_word(text, tuple(entries))
             self._automaton.make_automaton()
-        self._by_emoji = {emoji: frozenset(indexes) for emoji, indexes in by_emoji.items()}
+        self._by_emoji = {emoji: frozenset(ids) for emoji, ids in by_emoji.items()}
         self._emoji = (
             re.compile("|".join(re.escape(e) for e in sorted(by_emoji, key=len, reverse=True)))
             if by_emoji
@@ -259,32 +288,39 @@ class Presearcher:
         )
 
     def candidates(self, raw: str) -> list[int]:
-        """The indexes (in the matchers' order) of the searches this text may match: those
-        with a key in one of its words that passes the key's check. No key spans a space, so
-        each word is looked at on its own, and what a word gives is remembered (everyday words
-        recur: most of a post is dictionary look-ups)."""
-        found = set(self.always)
+        """The indexes (in the matchers' order) of the searches this text may match: those with
+        a term whose needs the post's words meet. No key spans a space, so each word is looked
+        at on its own, and what a word meets is remembered."""
         memory = self._words
-        for word in folded(raw).split():
-            hit = memory.get(word)
-            if hit is None:
-                hit = self._word(word)
+        words = folded(raw).split()
+        for word in words:
+            if word not in memory:
                 if len(memory) >= WORDS_REMEMBERED:
                     memory.clear()
-                memory[word] = hit
-            if hit:
-                found |= hit
+                memory[word] = self._word(word)
+        met: set[int] = set().union(*map(memory.__getitem__, words))
         if self._emoji is not None and not raw.isascii():
             for emoji in self._emoji.findall(raw):
-                found |= self._by_emoji[emoji]
+                met |= self._by_emoji[emoji]
+        found = set(self.always)
+        if met:
+            seen: set[int] = set()
+            for n in met:
+                for t in self._terms_of.get(n, ()):
+                    if t in seen:
+                        continue
+                    seen.add(t)
+                    term = self._terms[t]
+                    if term.every <= met or (term.instead is not None and term.instead in met):
+                        found |= term.searches
         return sorted(found)
 
     def _word(self, word: str) -> frozenset[int]:
-        """The searches one folded word may belong to."""
-        found: set[int] = set()
+        """The needs one folded word meets."""
+        met: set[int] = set()
         if self._automaton is not None:
-            for _, (_, entries) in self._automaton.iter(word):
-                for found_key, indexes in entries:
-                    if not indexes <= found and found_key.holds(word):
-                        found |= indexes
-        return frozenset(found)
+            for _, entries in self._automaton.iter(word):
+                for n, need in entries:
+                    if n not in met and need.holds(word):
+                        met.add(n)
+        return frozenset(met)

@@ -10,37 +10,35 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from functools import cache
 
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 
 
-_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 
 
-@cache
-def _marks() -> dict[int, None]:
-    """A `str.translate` table that drops the combining marks of the Basic Multilingual Plane
-    (made once, in a few milliseconds)."""
-    return {c: None for c in range(0x300, 0x10000) if unicodedata.combining(chr(c))}
+def _without_marks(run: re.Match[str]) -> str:
+    return "".join(ch for ch in run.group() if not unicodedata.combining(ch))
 
 
-def _keep(found: re.Match[str]) -> str:
-    return "" if unicodedata.combining(found.group()) else found.group()
+def _space_unless_marks(run: re.Match[str]) -> str:
+    """A run of non-ASCII characters in `fold`: gone if only combining marks ('e' + '´'),
+    else a space, as `fold` makes of every other character that is no letter or digit."""
+    return "" if all(unicodedata.combining(ch) for ch in run.group()) else " "
 
 
 def strip_accents(text: str) -> str:
-    """Case-folded, decomposed (NFKD), combining marks dropped: 'Wéér' → 'weer'. In C for the
-    Basic Multilingual Plane; the rarer characters beyond it (emoji) are looked at one by one."""
-    stripped = unicodedata.normalize("NFKD", text.casefold()).translate(_marks())
-    return stripped if stripped.isascii() else _ASTRAL.sub(_keep, stripped)
+    """Case-folded, decomposed (NFKD), combining marks dropped: 'Wéér' → 'weer'. Only the runs
+    of non-ASCII characters are looked at one by one."""
+    return _NON_ASCII.sub(_without_marks, unicodedata.normalize("NFKD", text.casefold()))
 
 
 def fold(text: str) -> str:
     """Lower-case, strip accents, turn punctuation into spaces, collapse white space."""
     if text.isascii():  # most posts: nothing to decompose
         return _NON_WORD.sub(" ", text.lower()).strip()
-    return _NON_WORD.sub(" ", strip_accents(text)).strip()
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return _NON_WORD.sub(" ", _NON_ASCII.sub(_space_unless_marks, decomposed)).strip()
 
 
 def words(text: str) -> list[str]:
