@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -63,6 +64,8 @@ if TYPE_CHECKING:
     from listener.config.model import Search
 
 log = logging.getLogger(__name__)
+#: Seconds a thread runs before Python lets another have the GIL (`sys.setswitchinterval`).
+SWITCH_INTERVAL = 0.0005
 MAX_BATCHES_PER_POLL = 1000
 REPORT_PERIOD = timedelta(days=7)  # what the weekly report covers
 
@@ -770,6 +773,11 @@ class Daemon:
     def run_forever(self) -> None:
         from apscheduler.executors.pool import ThreadPoolExecutor
         from apscheduler.schedulers.background import BackgroundScheduler
+
+        # The delivery thread waits on the database and the network, hands the GIL back at
+        # each call, and must get it again while a poll decides posts in pure Python: with the
+        # default 5 ms switch interval, each of its many small steps could wait that long.
+        sys.setswitchinterval(SWITCH_INTERVAL)
 
         scheduler = BackgroundScheduler(
             timezone=self.config.main.timezone,
