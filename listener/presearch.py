@@ -293,10 +293,11 @@ class Presearcher:
         at on its own, and what a word meets is remembered."""
         memory = self._words
         words = folded(raw).split()
-        for word in words:
-            if word not in memory:
-                if len(memory) >= WORDS_REMEMBERED:
-                    memory.clear()
+        new = [word for word in words if word not in memory]
+        if new:
+            if len(memory) + len(new) > WORDS_REMEMBERED:
+                memory.clear()  # start over (before, so this post's words all stay)
+            for word in new:
                 memory[word] = self._word(word)
         met: set[int] = set().union(*map(memory.__getitem__, words))
         if self._emoji is not None and not raw.isascii():

@@ -198,3 +198,16 @@ def test_the_fast_path_decides_generated_national_posts_as_the_reference_path(
     config_path = national.write_setup(tmp_path)
     posts = national.posts(config_path, 400, seed=3)
     assert same_decisions(config_path, posts) > 0
+
+
+def test_the_word_memory_starts_over_when_full_and_still_answers(
+    presearch: tuple[Classifier, Presearcher], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import listener.presearch
+
+    classifier, presearcher = presearch
+    monkeypatch.setattr(listener.presearch, "WORDS_REMEMBERED", 3)
+    for text in ("een twee drie vier", "vijf zes zeven acht negen tien"):
+        presearcher.candidates(text)
+    found = ids(classifier, presearcher.candidates("elf twaalf de bieb dertien veertien"))
+    assert "de-bieb" in found and len(presearcher._words) <= 6
