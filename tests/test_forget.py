@@ -21,24 +21,13 @@ from listener.config import load_config
 from listener.daemon import Daemon
 from listener.post import Author, Engagement, Post
 from tests.support.configs import write_setup
+from tests.test_retention import DIGEST_ROUTES
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 MARIEKE = Author(handle="Marieke.bsky.social", name="Marieke de Vries", location="Leusden")
 JAN = Author(handle="jan.bsky.social", name="Jan", location="Amersfoort")
 SECRET_TEXT = "de bieb in Leusden is dicht en mijn pasje is kwijt"
 OTHER_TEXT = "bibliotheek Amersfoort heeft vanavond een lezing over vogels"
-
-DIGEST_ROUTES = """\
-[[receivers]]
-id = "console"
-type = "console"
-
-[[routes]]
-id = "hourly"
-receivers = ["console"]
-mode = "digest"
-digest_every = "1h"
-"""
 
 
 def post(pid: str, text: str, author: Author, hours: float, source: str = "bluesky") -> Post:

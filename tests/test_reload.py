@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -21,6 +20,7 @@ from listener.sources import Batch
 from listener.store import Store
 from tests.support.configs import QUERIES, write_setup
 from tests.support.feedserver import FeedServer
+from tests.test_retention import wait_for
 
 FEED = b"""<?xml version="1.0" encoding="UTF-8"?>
 <rss version="2.0"><channel><title>Nieuws</title><language>nl</language>
@@ -231,15 +231,6 @@ def test_the_swap_waits_for_a_poll_in_flight(tmp_path: Path, daemon: Daemon) -> 
     gated.entered.clear()
     daemon._poll_job(gated)
     assert not gated.entered.is_set()
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_the_running_daemon_reloads_and_polls_a_new_search(
