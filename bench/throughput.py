@@ -16,6 +16,11 @@ the timed stretches, so only `Classifier.decide` is on the clock):
   indexes); the time from its first line to a ready classifier, then its first decision (lazy
   set-up shows there), and its peak RSS at that point. The process's wall time, interpreter
   start included, is printed beside it.
+- **warm-up**: a daemon decides posts for days, and what it learns on the way stays (the words
+  the presearcher has looked up, the answers an area index remembers per point, lazily built
+  indexes). So each classifier first decides `--warmup` posts of another seed (20,000; about
+  ten minutes of a busy firehose), timed on their own and printed as the cold figure; the
+  figures after it are the steady state.
 - **national**: posts/s of `Classifier(config).decide(post)` over `--posts` posts (200,000), or
   as many as fit in `--budget` seconds of classifying (then it says so), and this process's
   peak RSS afterwards (the classifier, a 5,000-post chunk, and the generator's word lists).
@@ -30,7 +35,8 @@ the timed stretches, so only `Classifier.decide` is on the clock):
   (organisation or branch) is printed too.
 - **scaling**: posts/s at 10, 100 and 1,000 branches (10 organisations, their natural ~90
   terms) and at 50, 500 and 5,000 terms (10 organisations, 100 branches), on `--scale-posts`
-  posts each (20,000, capped at `--scale-budget` seconds), each setup with its own posts.
+  posts each (20,000, capped at `--scale-budget` seconds) after a warm-up of
+  `--scale-warmup` posts (10,000; its rate is printed too), each setup with its own posts.
 
 Targets (issue 9) are printed beside the figures: ≥ 20,000 posts/s national; ≥ 100× the naive
 matcher; peak RSS < 300 MB; start-up < 2 s; from 10 to 1,000 branches and from 50 to 5,000
@@ -104,6 +110,13 @@ class Run:
     @property
     def rate(self) -> float:
         return self.posts / self.seconds if self.seconds else 0.0
+
+
+def warmed(
+    classifier: Classifier, setup: Config | national.Workload, count: int, budget: float
+) -> Run:
+    """Decide `count` posts of another seed than the measured ones, before the clock."""
+    return classify(classifier, national.iter_posts(setup, count, seed=2), budget)
 
 
 def classify(
@@ -243,6 +256,8 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=2000, help="naive/reference subsample")
     parser.add_argument("--scale-posts", type=int, default=20_000, help="posts per scaling run")
     parser.add_argument("--scale-budget", type=float, default=8.0, help="seconds per scaling run")
+    parser.add_argument("--warmup", type=int, default=20_000, help="posts before the clock")
+    parser.add_argument("--scale-warmup", type=int, default=10_000, help="the same per setup")
     parser.add_argument("--profile", type=int, default=0, help="only profile N national posts")
     parser.add_argument("--folder", type=Path, help="where the setups go (default: a temp dir)")
     args = parser.parse_args()
@@ -260,6 +275,7 @@ def run(args: argparse.Namespace, folder: Path) -> None:
 
     if args.profile:
         classifier = Classifier(config, gazetteer)
+        warmed(classifier, workload, args.warmup, args.budget)
         profile(classifier, national.posts(workload, args.profile))
         return
 
@@ -267,6 +283,7 @@ def run(args: argparse.Namespace, folder: Path) -> None:
     t0 = time.perf_counter()
     classifier = Classifier(config, gazetteer)
     build = time.perf_counter() - t0
+    cold = warmed(classifier, workload, args.warmup, args.budget)
     whole = classify(classifier, national.iter_posts(workload, args.posts), args.budget)
     rss = peak_mb()
 
@@ -276,6 +293,8 @@ def run(args: argparse.Namespace, folder: Path) -> None:
         reference_classifier: Classifier | None = Classifier(config, gazetteer, presearch=False)
     except TypeError:  # a listener without the flag
         reference_classifier = None
+    if reference_classifier is not None:  # its answers per point warm up on these posts
+        classify(reference_classifier, national.iter_posts(workload, args.sample, seed=2))
     reference = classify(reference_classifier, sample) if reference_classifier else None
     differ = (
         sum(a != b for a, b in zip(fast.decided, reference.decided, strict=True))
@@ -284,7 +303,7 @@ def run(args: argparse.Namespace, folder: Path) -> None:
     )
     naive = classify(NaiveMatcher(config, gazetteer), sample)
 
-    scaling: list[tuple[str, Run, float, int]] = []
+    scaling: list[tuple[str, Run, Run, float, int]] = []
     grid: list[tuple[str, int, int | None]] = [
         (f"{b:,} branches", b, None) for b in (10, 100, 1000)
     ]
@@ -298,9 +317,10 @@ def run(args: argparse.Namespace, folder: Path) -> None:
         t0 = time.perf_counter()
         scaled_classifier = Classifier(scaled, gazetteer)
         built = time.perf_counter() - t0
+        first = warmed(scaled_classifier, scaled, args.scale_warmup, args.scale_budget)
         stream = national.iter_posts(scaled, args.scale_posts)
         result = classify(scaled_classifier, stream, args.scale_budget)
-        scaling.append((label, result, built, national.term_count(scaled)))
+        scaling.append((label, first, result, built, national.term_count(scaled)))
     total_rss = peak_mb()
 
     branches = sum(len(o.branches) for o in config.organisations.values())
@@ -324,6 +344,8 @@ def run(args: argparse.Namespace, folder: Path) -> None:
     row("  process wall time, interpreter included", f"{wall:.2f} s")
     row("  peak RSS of that process", f"{started['rss_mb']:.0f} MB")
     row("classifier build in this process", f"{ms * build:.0f} ms")
+    capped = f" (budget {args.budget:.0f} s)" if cold.capped else ""
+    row(f"warm-up: {cold.posts:,} posts of another seed{capped}", f"{cold.rate:,.0f} posts/s")
     capped = f" (budget {args.budget:.0f} s)" if whole.capped else ""
     row(
         f"national: {whole.posts:,} posts{capped}",
@@ -351,15 +373,16 @@ def run(args: argparse.Namespace, folder: Path) -> None:
     row("  national rate / naive", f"{whole.rate / naive.rate:,.0f}×" if naive.rate else "-")
     print()
     print(
-        f"{'scaling (10 organisations)':<28} {'terms':>6} {'build':>8} {'posts':>8} {'posts/s':>10}"
+        f"{'scaling (10 organisations)':<28} {'terms':>6} {'build':>8} {'warm-up/s':>10} "
+        f"{'posts':>8} {'posts/s':>10}"
     )
-    for label, result, built, terms in scaling:
+    for label, first, result, built, terms in scaling:
         capped = " (budget)" if result.capped else ""
         print(
-            f"{label:<28} {terms:>6,} {ms * built:>6.0f}ms {result.posts:>8,} "
-            f"{result.rate:>10,.0f}{capped}"
+            f"{label:<28} {terms:>6,} {ms * built:>6.0f}ms {first.rate:>10,.0f} "
+            f"{result.posts:>8,} {result.rate:>10,.0f}{capped}"
         )
-    rates = {label: result.rate for label, result, _, _ in scaling}
+    rates = {label: result.rate for label, _, result, _, _ in scaling}
     for first, last in (("10 branches", "1,000 branches"), ("50 terms", "5,000 terms")):
         kept = rates[last] / rates[first] if rates[first] else 0.0
         row(

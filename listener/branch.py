@@ -23,12 +23,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from geopy.distance import geodesic
 from shapely import STRtree
 from shapely.geometry import Point, shape
 
 from listener.config.model import Organisation
 from listener.geo.areas import AreaIndex, municipalities
+from listener.geo.areas import distance_km as geodesic_km
 from listener.geo.gazetteer import Gazetteer, Place
 from listener.geo.locate import Located
 from listener.match import Text
@@ -93,18 +93,21 @@ class BranchResolver:
         self.indexes = indexes
         self.gazetteer = gazetteer
         self.names = {org_id: branch_names(org) for org_id, org in organisations.items()}
-        self.municipality_of: dict[tuple[str, str], str] = {}
         self.branch_point: dict[tuple[str, str], tuple[float, float]] = {}
-        self.town_of: dict[tuple[str, str], str] = {}
+        # organisation → folded town or municipality code → its branches there, in order
+        self.in_town: dict[str, dict[str, list[str]]] = {}
+        self.in_municipality: dict[str, dict[str, list[str]]] = {}
         found = _MunicipalityFinder()
         for org in organisations.values():
             for branch in org.branches:
                 self.branch_point[org.id, branch.id] = (branch.lat, branch.lon)
                 if branch.town:
-                    self.town_of[org.id, branch.id] = fold(branch.town)
+                    towns = self.in_town.setdefault(org.id, {})
+                    towns.setdefault(fold(branch.town), []).append(branch.id)
                 municipality = found.at(branch.lat, branch.lon)
                 if municipality is not None:
-                    self.municipality_of[org.id, branch.id] = municipality
+                    there = self.in_municipality.setdefault(org.id, {})
+                    there.setdefault(municipality, []).append(branch.id)
 
     def choose(
         self,
@@ -179,21 +182,17 @@ class BranchResolver:
         """A town names its branch when it has one; several, and the branch is unknown. A
         village or district without a branch town of its own takes the branch that stands in
         it, in a municipality where the organisation has several."""
-        in_town = [
-            b for (o, b), town in self.town_of.items() if o == org and town == fold(place.name)
-        ]
+        in_town = self.in_town.get(org, {}).get(fold(place.name), [])
         if len(in_town) == 1:
             return BranchChoice(in_town[0], distance_km if in_town[0] == branch else None)
         if len(in_town) > 1:
             why = f"{place.name} has {len(in_town)} branches of {org} and nothing tells which"
             return BranchChoice(None, None, (f"{why}: branch unknown",))
-        there = [
-            b for (o, b), m in self.municipality_of.items() if o == org and m == place.gemeente
-        ]
+        there = self.in_municipality.get(org, {}).get(place.gemeente, [])
         if len(there) < 2:
             return BranchChoice(branch, distance_km)
         distances = sorted(
-            (geodesic((place.lat, place.lon), self.branch_point[org, b]).km, b) for b in there
+            (geodesic_km(place.lat, place.lon, *self.branch_point[org, b]), b) for b in there
         )
         km, nearest = distances[0]
         if km <= OWN_BRANCH_KM:

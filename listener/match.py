@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from listener.config.model import Organisation, Search
 from listener.post import Post
-from listener.query.evaluate import SHORT_TERM, Evaluator, Hit, Tokens
+from listener.query.evaluate import SHORT_TERM, Candidates, Evaluator, Hit, Tokens
 from listener.query.syntax import (
     And,
     Node,
@@ -206,10 +206,14 @@ class SearchMatcher:
         org: Organisation | None,
         is_name: Callable[[str], bool] = lambda _: False,
         extra_terms: Sequence[Term] = (),
+        near_misses: bool = True,
     ) -> None:
         """`is_name` tells whether some words are a place or a library's own name: 'Leusden
-        library' and 'CODA-bieb' are the public library, 'GOG library' is not."""
+        library' and 'CODA-bieb' are the public library, 'GOG library' is not. Without
+        `near_misses` the result has none (what the daemon decides with: it does not keep
+        them), and the fuzzy comparisons look only for words at the threshold."""
         self.is_name = is_name
+        self.near_misses = near_misses
         self.search = search
         self.org = org
         terms: list[Term] = []
@@ -254,8 +258,22 @@ class SearchMatcher:
                 alternatives.append(wanted[0] if len(wanted) == 1 else And(tuple(wanted)))
         self.alternatives = alternatives
         self.evaluator = Evaluator(
-            search.fuzzy, self._check, self._describe, [*alternatives, *self.restrictions]
+            search.fuzzy,
+            self._check,
+            self._describe,
+            [*alternatives, *self.restrictions],
+            near_misses=near_misses,
         )
+        # The alternatives by the terms they cannot hold without, so a post is tried only on
+        # the alternatives its possible terms lead to (those needing no term: always).
+        self._alternatives_of: dict[int, list[int]] = {}
+        self._always: list[int] = []
+        for n, alternative in enumerate(alternatives):
+            needed = self.evaluator.needs.get(id(alternative))
+            if needed is None:
+                self._always.append(n)
+            for term_id in needed or ():
+                self._alternatives_of.setdefault(term_id, []).append(n)
         self.exclude = [(e, fold(e)) for e in search.exclude if fold(e)]
         self.sense_cues = [(c, c) for c in SENSE_CUES]
         self.sense_cues += [(c, fold(c)) for c in search.sense_cues if fold(c)]
@@ -289,13 +307,11 @@ class SearchMatcher:
                 result.evidence.append(self._evidence(result.term, result.written, 100.0))
                 break
         other_sense: list[str] = []
-        for node in self.alternatives if not result.matched else ():
-            if self.evaluator.cannot_hold(node, candidates):
-                continue
+        for node in self._possible_alternatives(candidates) if not result.matched else ():
             run = self.evaluator.run(node, post, tokens, fetched_by, candidates)
             other_sense += [r for r in run.rejected.values() if r not in other_sense]
-            if not run.holds:
-                for miss in run.near_misses:  # one per word of the post: the first, closest
+            if not run.holds:  # near-misses: one per word of the post, the first, closest
+                for miss in run.near_misses if self.near_misses else ():
                     said = miss.split("' ", 1)[0]
                     if not any(m.split(": ", 1)[1].startswith(said) for m in result.near_misses):
                         result.near_misses.append(f"search {self.search.id}: {miss}")
@@ -334,6 +350,13 @@ class SearchMatcher:
             result.matched = False
             result.evidence.append(f"search {self.search.id}: rejected, {reason}")
         return result
+
+    def _possible_alternatives(self, candidates: Candidates) -> list[Node]:
+        """The alternatives that may hold on the post, in their order."""
+        chosen = set(self._always)
+        for term_id in candidates.possible:
+            chosen.update(self._alternatives_of.get(term_id, ()))
+        return [self.alternatives[n] for n in sorted(chosen)]
 
     def _check(self, term: QueryTerm, tokens: Tokens) -> str | None:
         """An exact occurrence that is not what the search means: an acronym ('OBA') not in

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from listener.alert import AlertMessage, branch_choices
 from listener.branch import GENERIC_NAME_WORDS, BranchResolver, branch_names, searchable
@@ -27,12 +27,14 @@ from listener.metrics import Metrics, StageTimer
 from listener.post import Post
 from listener.presearch import Presearcher
 from listener.route import route
-from listener.store import Decided, NewAlert
 from listener.text import fold
 from listener.urgency.context import AuthorHistory, Context
 from listener.urgency.hours import context_for
 from listener.urgency.privacy import mask
 from listener.urgency.score import score_post
+
+if TYPE_CHECKING:  # the store (SQLAlchemy) is not needed to decide
+    from listener.store import Decided, NewAlert
 
 #: The author's history with an organisation before a moment: (handle, org id, before).
 HistoryLookup = Callable[[str, str, datetime], AuthorHistory]
@@ -105,11 +107,15 @@ class Classifier:
         geocode: Geocode | None = None,
         *,
         presearch: bool = True,
+        near_misses: bool | None = None,
     ) -> None:
         """`presearch=False` verifies every search on every post: the reference path the fast
         one is tested against (`listener.presearch`), and what `listener try` explains with, so
-        near-misses of searches the presearch rules out still show."""
+        near-misses of searches the presearch rules out still show. `near_misses` (default: on
+        the reference path only) fills `Decision.near_misses`; the daemon keeps none, and
+        looking for them costs time on every post with a search term."""
         self.config = config
+        self.near_misses = not presearch if near_misses is None else near_misses
         self.gazetteer = gazetteer or default_gazetteer()
         self.geocode = geocode
         self.names = self._library_names(config)
@@ -117,7 +123,6 @@ class Classifier:
             w for n in self.names for w in n.split() if w not in GENERIC_NAME_WORDS and len(w) > 2
         }
         self.matchers = [self._matcher(s) for s in config.searches]
-        self.presearcher = Presearcher(self.matchers) if presearch else None
         self.areas_by_org: dict[str, list[Area]] = {
             org.id: [
                 Area(
@@ -138,6 +143,15 @@ class Classifier:
         self.all_index = AreaIndex(self.all_areas)
         self._no_areas = AreaIndex(())
         self.group_of = self._local_groups()
+        # A group of local searches is decided by its first member: only those are indexed.
+        self._indexed = [
+            i
+            for i, matcher in enumerate(self.matchers)
+            if (group := self.group_of.get(id(matcher))) is None or group.first == id(matcher)
+        ]
+        self.presearcher = (
+            Presearcher([self.matchers[i] for i in self._indexed]) if presearch else None
+        )
         self.branches = BranchResolver(config.organisations, self.index_by_org, self.gazetteer)
         self.org_of_handle = {
             normal_handle(h): org.id for org in config.organisations.values() for h in org.handles
@@ -205,7 +219,16 @@ class Classifier:
             for name in branch_names(org):
                 if searchable(name) and not self.gazetteer.candidates(name):
                     extra.append(Term(name, name, "branch"))
-        return SearchMatcher(search, org, self.is_name, extra)
+        return SearchMatcher(search, org, self.is_name, extra, self.near_misses)
+
+    def candidates(self, text: str) -> list[SearchMatcher]:
+        """The matchers to verify on a post's text, in their order: those the presearcher
+        finds it can match (for most posts none; one per group of local searches), or every
+        one on the reference path."""
+        if self.presearcher is None:
+            return self.matchers
+        indexed, matchers = self._indexed, self.matchers
+        return [matchers[indexed[i]] for i in self.presearcher.candidates(text)]
 
     def decide(
         self,
@@ -221,10 +244,7 @@ class Classifier:
         stages = StageTimer(metrics)
         decision = Decision(post_id=post.id)
         with stages.stage("match"):
-            if self.presearcher is None:
-                matchers = self.matchers
-            else:  # only the searches the post can match: for most posts none
-                matchers = [self.matchers[i] for i in self.presearcher.candidates(post.text)]
+            matchers = self.candidates(post.text)
             text = Text.of(post.text) if matchers else None
         if text is None:
             stages.observe()
@@ -238,7 +258,7 @@ class Classifier:
                 with stages.stage("locate"):
                     if prepared is None:
                         prepared = prepare(post, self.gazetteer, self.geocode)
-                    located_cache[where] = place(prepared, index)
+                    located_cache[where] = place(prepared, index, self.near_misses)
             return located_cache[where]
 
         candidates: list[_Candidate] = []
@@ -399,6 +419,8 @@ class Classifier:
             distance_km=decision.distance_km,
             branch_choices=branch_choices(org, branch),
         )
+        from listener.store import NewAlert
+
         return NewAlert(message, receivers)
 
     def process(
@@ -411,4 +433,6 @@ class Classifier:
         metrics: Metrics | None = None,
     ) -> Decided:
         decision = self.decide(post, fetched_by, now, history, metrics)
+        from listener.store import Decided
+
         return Decided(post, decision.to_json(), self.alert_for(post, decision, active))

@@ -4,9 +4,10 @@ As Lucene Monitor does for stored queries, every search's terms (names, aliases,
 names, its `terms` and the terms of its `query`) are indexed once, here as the keys of one
 Aho-Corasick automaton (pyahocorasick) over folded text. A post is folded once ('wéér' →
 'weer', Dutch 'ij' → 'y', punctuation → spaces) and cut into words; what each word meets is
-found by the automaton once and then remembered (everyday words recur), so most of a post is
-dictionary look-ups. Only the searches a post can match are verified by their `SearchMatcher`;
-most posts mention no search at all, and cost that pass and nothing more.
+found by the automaton once and then remembered by the token it was written as (everyday
+words recur), so most of a post is dictionary look-ups. Only the searches a post can match
+are verified by their `SearchMatcher`; most posts mention no search at all, and cost that
+pass and nothing more.
 
 A term is indexed as what it needs of the post's words (`Need`), every one of them, or else
 the phrase written as one word ('#BibliotheekEemland'):
@@ -45,7 +46,7 @@ from listener.query.evaluate import SHORT_TERM, Compiled
 from listener.query.syntax import key
 from listener.text import fold
 
-#: How many distinct words `Presearcher.candidates` remembers before it starts over.
+#: How many distinct tokens `Presearcher.candidates` remembers before it starts over.
 WORDS_REMEMBERED = 200_000
 
 
@@ -289,17 +290,24 @@ class Presearcher:
 
     def candidates(self, raw: str) -> list[int]:
         """The indexes (in the matchers' order) of the searches this text may match: those with
-        a term whose needs the post's words meet. No key spans a space, so each word is looked
-        at on its own, and what a word meets is remembered."""
+        a term whose needs the post's words meet.
+
+        No key spans a space, so each word is looked at on its own. Nor does folding join or
+        split anything across white space, so the folded words of a text are those of its
+        white-space-separated tokens one by one: what a token as written ('Leusden,', 'wéér')
+        meets is remembered, and a post made of tokens seen before is only look-ups."""
         memory = self._words
-        words = folded(raw).split()
-        new = [word for word in words if word not in memory]
-        if new:
+        tokens = raw.split()
+        try:
+            met: set[int] = set().union(*map(memory.__getitem__, tokens))
+        except KeyError:
+            new = {token for token in tokens if token not in memory}
             if len(memory) + len(new) > WORDS_REMEMBERED:
-                memory.clear()  # start over (before, so this post's words all stay)
-            for word in new:
-                memory[word] = self._word(word)
-        met: set[int] = set().union(*map(memory.__getitem__, words))
+                memory.clear()  # start over (before, so this post's tokens all stay)
+                new = set(tokens)
+            for token in new:
+                memory[token] = self._token(token)
+            met = set().union(*map(memory.__getitem__, tokens))
         if self._emoji is not None and not raw.isascii():
             for emoji in self._emoji.findall(raw):
                 met |= self._by_emoji[emoji]
@@ -315,6 +323,13 @@ class Presearcher:
                     if term.every <= met or (term.instead is not None and term.instead in met):
                         found |= term.searches
         return sorted(found)
+
+    def _token(self, token: str) -> frozenset[int]:
+        """The needs the folded words of one token meet."""
+        words = folded(token).split()
+        if len(words) == 1:
+            return self._word(words[0])
+        return frozenset().union(*map(self._word, words))
 
     def _word(self, word: str) -> frozenset[int]:
         """The needs one folded word meets."""

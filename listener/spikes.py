@@ -20,8 +20,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
-from wordfreq import zipf_frequency
-
 from listener.alert import AlertMessage, FollowUp, Incident, IncidentMember
 from listener.config.model import LEVELS, SpikeSettings
 from listener.conversation import Recent, continues, core_text
@@ -76,6 +74,8 @@ class Placement:
 
 @lru_cache(maxsize=50_000)
 def is_common(word: str) -> bool:
+    from wordfreq import zipf_frequency  # on first use: a fifth of a second to import
+
     return zipf_frequency(word, "nl") >= DISTINCTIVE_ZIPF or (
         zipf_frequency(word, "en") >= DISTINCTIVE_ZIPF
     )

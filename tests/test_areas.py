@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import shapely
-from geopy.distance import geodesic
+from geopy.distance import ELLIPSOIDS, geodesic
 from shapely.geometry import Point
 
 import listener.geo.areas as areas_module
@@ -182,6 +182,43 @@ def test_the_work_per_point_does_not_grow_with_the_number_of_areas(
     # A loop would measure every area (1,000 a point); the index measures a handful.
     assert counts[1000] < 25
     assert counts[1000] < 3 * max(counts[10], 1) + 20
+
+
+def test_an_index_measures_a_point_once_and_remembers_a_bounded_number(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    measured: list[int] = []
+    real_km = areas_module._km
+
+    def counting_km(point: tuple[float, float], area: Area) -> float:
+        measured.append(1)
+        return real_km(point, area)
+
+    monkeypatch.setattr(areas_module, "_km", counting_km)
+    monkeypatch.setattr(areas_module, "MEMO_POINTS", 50)
+    index = AreaIndex(random_areas(100))
+    points = random_points(40)
+    first = [(index.containing(*p), index.nearest(*p), index.near_misses(*p)) for p in points]
+    assert measured
+    measured.clear()
+    again = [(index.containing(*p), index.nearest(*p), index.near_misses(*p)) for p in points]
+    assert again == first and measured == []  # the same answers, nothing measured again
+    again[0][0].clear()  # an answer is the caller's own list
+    assert index.containing(*points[0]) == first[0][0]
+    for p in random_points(100, seed=7):
+        index.nearest(*p)
+    assert len(index._memo) <= 50  # the oldest answers are forgotten
+    measured.clear()
+    assert index.nearest(*points[0]) == first[0][1] and measured  # measured anew, the same
+
+
+def test_distances_are_geopys_to_the_last_bit() -> None:
+    geopys = ELLIPSOIDS["WGS-84"]
+    assert (geopys[0], geopys[2]) == areas_module.WGS84_KM
+    pairs = zip(random_points(300), random_points(300, seed=3), strict=True)
+    for (lat1, lon1), (lat2, lon2) in pairs:
+        expected = geodesic((lat1, lon1), (lat2, lon2)).km
+        assert areas_module.distance_km(lat1, lon1, lat2, lon2) == expected
 
 
 # -- polygons ----------------------------------------------------------------------------------

@@ -10,6 +10,8 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from listener.geo.gazetteer import (
     REGION_KINDS,
@@ -717,3 +719,54 @@ def test_a_place_after_te_with_a_capital_is_a_place(
 )
 def test_a_landmark_names_its_town(text: str, town: str) -> None:
     assert [m.place.name for m in default_gazetteer().find_in_text(text)] == [town]
+
+
+# -- words with their offsets: the per-run tokenizer is the per-character one ------------------
+
+TRICKY = "abcXYZ019 .,!?#@'-/:\n\téÉßﬁ½😡\u0301\u200bİøÖĳĲ中ـ\u00a0…’\u3000ǈﬀ㎏"
+
+
+def _tokens_char_by_char(text: str) -> list[object]:
+    """The words of `fold(text)` as the tokenizer found them before it read runs: one character
+    at a time, each folded as `fold` would."""
+    from listener.geo.gazetteer import _LINK, _fold_char, _word
+
+    links = [m.span() for m in _LINK.finditer(text)]
+    out: list[object] = []
+    current: list[str] = []
+    start = 0
+    for index, ch in enumerate([*text, " "]):
+        for piece in _fold_char(ch):
+            if piece != " ":
+                if not current:
+                    start = index
+                current.append(piece)
+            elif current:
+                previous_end = out[-1].end if out else 0  # type: ignore[attr-defined]
+                out.append(_word(text, "".join(current), start, index, links, previous_end))
+                current = []
+    return out
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=st.sampled_from(TRICKY), max_size=40) | st.text(max_size=40))
+def test_the_words_of_a_text_are_those_read_one_character_at_a_time(text: str) -> None:
+    from listener.geo.gazetteer import _tokens
+
+    assert _tokens(text) == _tokens_char_by_char(text)
+
+
+def test_a_text_scanned_twice_in_a_row_is_read_once(
+    gazetteer: Gazetteer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scans: list[str] = []
+    real = Gazetteer._scan
+    monkeypatch.setattr(
+        Gazetteer, "_scan", lambda self, text, **kw: scans.append(text) or real(self, text, **kw)
+    )
+    text = "de bieb in Leusden is dicht"
+    first = gazetteer.scan(text)
+    assert gazetteer.scan(text) is first and gazetteer.find_in_text(text) == first.places
+    gazetteer.scan("iets anders in Amersfoort")
+    assert [m.place.name for m in gazetteer.find_in_text(text)] == ["Leusden"]
+    assert scans == [text, "iets anders in Amersfoort", text]

@@ -234,3 +234,25 @@ def test_a_handle_is_found_exactly_however_loose_the_fuzzy_setting() -> None:
     matched, evidence, _ = match(loose, "de bibliotheek is dicht")
     assert not matched, evidence  # 'bibliotheek' is 76 like 'bibliotheekeemland'
     assert match(loose, "groet aan #bibliotheekeemland")[0]
+
+
+def test_a_post_is_tried_only_on_the_terms_its_rarest_words_lead_to(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    towns = ["Leusden", "Amersfoort", "Baarn", "Soest", "Bunschoten", "Nijkerk", "Woudenberg"]
+    terms = [f"{kind} {town}" for town in towns for kind in ("bibliotheek", "Taalhuis")]
+    matcher = SearchMatcher(Search(id="many", kind="local", terms=terms), None, near_misses=False)
+    runs: list[object] = []
+    real = matcher.evaluator.run
+    monkeypatch.setattr(
+        matcher.evaluator, "run", lambda node, *a: runs.append(node) or real(node, *a)
+    )
+
+    text = "ik ga vandaag naar de bibliotheek en het taalhuis"
+    assert not matcher.match(post(text), Text.of(text)).matched
+    assert runs == []  # 'bibliotheek' is in every other term: it leads to none of them
+    text = "bibliotheek Leusden is dicht, taalhuis Nijkerk ook"
+    result = matcher.match(post(text), Text.of(text))
+    assert result.matched and len(runs) == 4  # the two terms with 'leusden', two with 'nijkerk'
+    text = "bibliotheek Leusdn is dicht"  # a typo in the rarest word still leads to its term
+    assert matcher.match(post(text), Text.of(text)).matched

@@ -8,7 +8,7 @@ areas, the nearest branch point wins.
 `AreaIndex` is built once from all areas and answers per point without a loop over them:
 
 * every area has an envelope, a longitude/latitude box that certainly holds it, in a
-  `shapely.STRtree`. For a circle the box comes from geopy's geodesic `destination` at 0°, 90°,
+  `shapely.STRtree`. For a circle the box comes from the geodesic direct problem at 0°, 90°,
   180° and 270° (never "radius / 111"): north and south from the centre, east and west from the
   poleward edge of the box, because away from the equator a geodesic circle bulges poleward and
   reaches slightly further east than the point due east of its centre; a degree of longitude is
@@ -19,6 +19,9 @@ areas, the nearest branch point wins.
   plus a few exact checks, whatever the number of areas.
 * `nearest` uses `STRtree.nearest` on the branch points (planar, in degrees) and then measures
   geodesically every branch point that could still be nearer (see `AreaIndex.nearest`).
+* answers are remembered per point (`MEMO_POINTS` points an index, the oldest forgotten
+  first): posts are placed at the coordinates of the places they name, and the same towns come
+  back all day, so most points are measured once.
 * `near_misses` are areas the point is just outside: for a circle, within `factor` × its radius
   of the branch; for a polygon, within `POLYGON_NEAR_MISS_KM` (2 km) of its edge, whatever the
   factor: a municipality is not round, so "twice its radius" has no meaning there, and 2 km is the
@@ -47,7 +50,6 @@ from typing import Any
 
 import shapely
 from geographiclib.geodesic import Geodesic
-from geopy.distance import ELLIPSOIDS, geodesic
 from rapidfuzz import fuzz, process
 from shapely import affinity
 from shapely.errors import ShapelyError
@@ -67,6 +69,7 @@ _BOX_PAD = 1.001  # a thousandth more, against rounding in the destination arith
 # geodesic one; with this margin it safely rules out candidates before the (slower) geodesic.
 MEAN_EARTH_RADIUS_KM = 6371.0088
 _ROUGH_MARGIN = 1.02
+MEMO_POINTS = 2048  # answers an index remembers (see the module doc)
 _GEMEENTEN = "gemeenten.geojson.gz"
 _GM_CODE = re.compile(r"^gm\s*(\d{1,4})$")
 # Names people use for a municipality that CBS spells otherwise.
@@ -106,6 +109,7 @@ class AreaIndex:
         self._points = shapely.STRtree([Point(a.lon, a.lat) for a in self.areas])
         self._max_abs_lat = max((abs(a.lat) for a in self.areas), default=0.0)
         self._near_trees: dict[float, Any] = {}
+        self._memo: dict[tuple[float, float], dict[tuple[str, float], Any]] = {}
         for area in self.areas:
             if area.polygon is not None:
                 shapely.prepare(area.polygon)
@@ -115,6 +119,45 @@ class AreaIndex:
 
     def containing(self, lat: float, lon: float) -> list[BranchHit]:
         """Every area that holds the point, the nearest branch point first."""
+        return list(self._remember("containing", lat, lon, 0.0))
+
+    def inside(self, lat: float, lon: float) -> bool:
+        """Whether some area holds the point (measuring geodesically only near an edge)."""
+        return bool(self._remember("inside", lat, lon, 0.0))
+
+    def nearest(self, lat: float, lon: float) -> BranchHit | None:
+        """The area whose branch point is nearest, inside it or not; None without areas."""
+        found: BranchHit | None = self._remember("nearest", lat, lon, 0.0)
+        return found
+
+    def near_misses(
+        self, lat: float, lon: float, factor: float = NEAR_MISS_FACTOR
+    ) -> list[BranchHit]:
+        """Areas the point lies just outside (see the module doc), nearest branch point first."""
+        return list(self._remember("near_misses", lat, lon, factor))
+
+    def _remember(self, question: str, lat: float, lon: float, factor: float) -> Any:
+        """The answer to a question about a point, measured once (see the module doc)."""
+        answers = self._memo.get((lat, lon))
+        if answers is None:
+            if len(self._memo) >= MEMO_POINTS:
+                del self._memo[next(iter(self._memo))]  # the oldest point
+            answers = self._memo[lat, lon] = {}
+        key = (question, factor)
+        if key in answers:
+            return answers[key]
+        if question == "containing":
+            answer: Any = tuple(self._containing(lat, lon))
+        elif question == "inside":
+            answer = self._inside(lat, lon)
+        elif question == "nearest":
+            answer = self._nearest(lat, lon)
+        else:
+            answer = tuple(self._near_misses(lat, lon, factor))
+        answers[key] = answer
+        return answer
+
+    def _containing(self, lat: float, lon: float) -> list[BranchHit]:
         point = Point(lon, lat)
         hits = []
         for i in self._tree.query(point):
@@ -128,8 +171,7 @@ class AreaIndex:
                     hits.append(BranchHit(area, km))
         return sorted(hits, key=_order)
 
-    def inside(self, lat: float, lon: float) -> bool:
-        """Whether some area holds the point (measuring geodesically only near an edge)."""
+    def _inside(self, lat: float, lon: float) -> bool:
         point = Point(lon, lat)
         for i in self._tree.query(point):
             area = self.areas[int(i)]
@@ -144,14 +186,12 @@ class AreaIndex:
                 return True
         return False
 
-    def nearest(self, lat: float, lon: float) -> BranchHit | None:
-        """The area whose branch point is nearest, inside it or not; None without areas.
-
-        The tree's nearest point in degrees is not always the geodesically nearest (a degree of
+    def _nearest(self, lat: float, lon: float) -> BranchHit | None:
+        """The tree's nearest point in degrees is not always the geodesically nearest (a degree of
         longitude is shorter than one of latitude), so it only sets a bound: a point nearer than
         its distance g lies within g / (MIN_KM_PER_DEGREE × cos φ) degrees, φ being the highest
-        latitude such a point can reach. Of those candidates, the ones a great-circle estimate
-        cannot rule out are measured geodesically.
+        latitude such a point can reach. Those candidates are measured geodesically nearest
+        first by a great-circle estimate, until the estimate rules out all the rest.
         """
         if not self.areas:
             return None
@@ -161,20 +201,22 @@ class AreaIndex:
         highest = min(89.0, max(abs(lat), self._max_abs_lat) + bound_km / MIN_KM_PER_DEGREE)
         degrees = bound_km / (MIN_KM_PER_DEGREE * math.cos(math.radians(highest)))
         found = self._points.query(point, predicate="dwithin", distance=degrees * _BOX_PAD)
-        rough = [(_rough_km(lat, lon, a), a) for a in (self.areas[int(i)] for i in found)]
-        least = min((r for r, _ in rough), default=0.0)
-        hits = [
-            BranchHit(a, _km((lat, lon), a))
-            for r, a in rough
-            if r <= least * _ROUGH_MARGIN * _ROUGH_MARGIN
-        ]
-        best = min(hits, key=_order) if hits else BranchHit(first, _km((lat, lon), first))
+        rough = sorted(
+            ((_rough_km(lat, lon, a), a) for a in (self.areas[int(i)] for i in found)),
+            key=lambda pair: pair[0],
+        )
+        best: BranchHit | None = None
+        for estimate, area in rough:
+            if best is not None and estimate / _ROUGH_MARGIN > best.distance_km:
+                break  # this one and all after it are further than the best
+            hit = BranchHit(area, _km((lat, lon), area))
+            if best is None or _order(hit) < _order(best):
+                best = hit
+        if best is None:
+            best = BranchHit(first, _km((lat, lon), first))
         return BranchHit(best.area, best.distance_km, self._outside(point, best))
 
-    def near_misses(
-        self, lat: float, lon: float, factor: float = NEAR_MISS_FACTOR
-    ) -> list[BranchHit]:
-        """Areas the point lies just outside (see the module doc), nearest branch point first."""
+    def _near_misses(self, lat: float, lon: float, factor: float) -> list[BranchHit]:
         point = Point(lon, lat)
         tree = self._near_trees.get(factor)
         if tree is None:
@@ -209,15 +251,27 @@ class AreaIndex:
         return 0.0 if polygon.covers(point) else _km_to_polygon(point, polygon)
 
 
-#: geopy's `geodesic` ellipsoid (WGS-84, in km), asked directly: the same distances to the last
-#: bit, without geopy's argument parsing, which was half the cost of a distance.
-_WGS84_KM = Geodesic(ELLIPSOIDS["WGS-84"][0], ELLIPSOIDS["WGS-84"][2])
+#: The WGS-84 ellipsoid in km (major axis, flattening) as geopy's `ELLIPSOIDS` has it: geopy's
+#: `geodesic` asks geographiclib with these, so asking it directly gives the same distances to
+#: the last bit, without geopy's argument parsing (half the cost of a distance) or its import.
+WGS84_KM = (6378.137, 1 / 298.257223563)
+_WGS84_KM = Geodesic(*WGS84_KM)
+
+
+def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Geodesic km between two points: geopy's `geodesic((lat1, lon1), (lat2, lon2)).km`."""
+    return float(_WGS84_KM.Inverse(lat1, lon1, lat2, lon2, Geodesic.DISTANCE)["s12"])
 
 
 def _km(point: tuple[float, float], area: Area) -> float:
-    return float(
-        _WGS84_KM.Inverse(point[0], point[1], area.lat, area.lon, Geodesic.DISTANCE)["s12"]
-    )
+    return distance_km(point[0], point[1], area.lat, area.lon)
+
+
+def _destination(lat: float, lon: float, bearing: float, km: float) -> tuple[float, float]:
+    """The point `km` from (lat, lon) at `bearing` degrees: geopy's `destination`, asked
+    directly."""
+    found = _WGS84_KM.Direct(lat, lon, bearing, km, Geodesic.LATITUDE | Geodesic.LONGITUDE)
+    return float(found["lat2"]), float(found["lon2"])
 
 
 def _rough_km(lat: float, lon: float, area: Area) -> float:
@@ -254,12 +308,11 @@ def grown_box(
     """
     if km <= 0:
         return south, west, north, east
-    step = geodesic(kilometers=km)
-    north = min(90.0, step.destination((north, east), 0).latitude)
-    south = max(-90.0, step.destination((south, west), 180).latitude)
+    north = min(90.0, _destination(north, east, 0, km)[0])
+    south = max(-90.0, _destination(south, west, 180, km)[0])
     edge = north if abs(north) >= abs(south) else south
-    east_reach = (step.destination((edge, east), 90).longitude - east) % 360
-    west_reach = (west - step.destination((edge, west), 270).longitude) % 360
+    east_reach = (_destination(edge, east, 90, km)[1] - east) % 360
+    west_reach = (west - _destination(edge, west, 270, km)[1]) % 360
     return south, west - _BOX_PAD * west_reach, north, east + _BOX_PAD * east_reach
 
 
@@ -273,7 +326,7 @@ def _km_to_polygon(point: Point, polygon: BaseGeometry) -> float:
     shrink = math.cos(math.radians(point.y))
     flat = affinity.scale(polygon, xfact=shrink, yfact=1.0, origin=(0, 0))
     near, _ = nearest_points(flat, Point(point.x * shrink, point.y))
-    return float(geodesic((point.y, point.x), (near.y, near.x / shrink)).km)
+    return distance_km(point.y, point.x, near.y, near.x / shrink)
 
 
 # -- Branch.area ---------------------------------------------------------------------------------

@@ -251,6 +251,9 @@ _LINK = re.compile(
     r"|\b[\w-]+(?:\.[\w-]+)*\.(?:nl|be|com|org|net|eu|info|nu|io|social|frl)\b(?:/\S*)?",
     re.IGNORECASE,
 )
+# A stretch between ASCII characters that are no letter or digit: the only places a word can
+# start or end besides inside a run of non-ASCII characters.
+_RUN = re.compile(r"[0-9A-Za-z\x80-\U0010ffff]+")
 _SENTENCE_END = frozenset(".!?…:;\n")
 _OPENERS = frozenset(" \t\"'“”‘’«»([{#*_-")
 _DATA = "places.tsv.gz"
@@ -403,6 +406,13 @@ class Gazetteer:
             ):
                 self._fuzzy.setdefault(key[0], {}).setdefault(len(key), []).append(key)
         self.places = tuple(ranks)
+        # The most words a place or region name starting with a given word has: a span of
+        # several words is looked up only where one can start.
+        self._longest: dict[str, int] = {}
+        for key in [*self._entries, *REGION_KINDS]:
+            first, *rest = key.split(" ")
+            self._longest[first] = min(MAX_WORDS, max(self._longest.get(first, 0), 1 + len(rest)))
+        self._last_scan: tuple[str, Scan] | None = None
 
     @classmethod
     def load(cls, path: Path | None = None, abbreviations: Path | None = None) -> Gazetteer:
@@ -439,11 +449,17 @@ class Gazetteer:
 
     def find_in_text(self, text: str) -> list[PlaceMention]:
         """The places a text names, in order of appearance, without overlaps (negated too)."""
-        return self.scan(text).places
+        return list(self.scan(text).places)
 
     def scan(self, text: str) -> Scan:
-        """The places and the regions a text names, in order of appearance."""
-        return self._scan(text, profile=False)
+        """The places and the regions a text names, in order of appearance. The last text's
+        scan is kept: locating a post and choosing its branch read the same text."""
+        last = self._last_scan
+        if last is not None and last[0] == text:
+            return last[1]
+        found = self._scan(text, profile=False)
+        self._last_scan = (text, found)
+        return found
 
     def lookup(self, location: str) -> PlaceMention | None:
         """The place a free-text profile location names ('Utrecht, NL'), or None."""
@@ -486,7 +502,7 @@ class Gazetteer:
         self, text: str, words: list[_Word], i: int, profile: bool
     ) -> tuple[RegionMention, int] | None:
         """The region named at words[i], with its number of words."""
-        for n in range(min(MAX_WORDS, len(words) - i), 0, -1):
+        for n in range(min(self._longest.get(words[i].text, 0), len(words) - i), 0, -1):
             span = words[i : i + n]
             key = " ".join(w.text for w in span)
             if key not in REGION_KINDS or key in self._entries or any(w.in_link for w in span):
@@ -500,11 +516,11 @@ class Gazetteer:
     def _exact(
         self, text: str, words: list[_Word], i: int, profile: bool
     ) -> tuple[PlaceMention, int] | None:
-        for n in range(min(MAX_WORDS, len(words) - i), 0, -1):
+        for n in range(min(self._longest.get(words[i].text, 0), len(words) - i), 0, -1):
             span = words[i : i + n]
             if any(w.in_link for w in span):
                 continue
-            key = " ".join(w.text for w in span)
+            key = words[i].text if n == 1 else " ".join(w.text for w in span)
             entry = self._entries.get(key)
             if entry is None:
                 continue
@@ -782,22 +798,31 @@ def _fold_char(ch: str) -> str:
 
 
 def _tokens(text: str) -> list[_Word]:
-    """The words of `fold(text)`, each with where it stands in the original text."""
+    """The words of `fold(text)`, each with where it stands in the original text.
+
+    An ASCII letter or digit folds to itself (lower-cased) and any other ASCII character to a
+    space, so only the runs holding non-ASCII characters are folded character by character."""
     links = [m.span() for m in _LINK.finditer(text)]
     out: list[_Word] = []
-    current: list[str] = []
-    start = 0
-    for index, ch in enumerate([*text, " "]):
-        folded = _fold_char(ch)
-        for piece in folded:
-            if piece != " ":
-                if not current:
-                    start = index
-                current.append(piece)
-            elif current:
-                previous_end = out[-1].end if out else 0
-                out.append(_word(text, "".join(current), start, index, links, previous_end))
-                current = []
+    for run in _RUN.finditer(text):
+        written = run.group()
+        if written.isascii():
+            previous_end = out[-1].end if out else 0
+            out.append(_word(text, written.lower(), run.start(), run.end(), links, previous_end))
+            continue
+        offset = run.start()
+        current: list[str] = []
+        start = 0
+        for index, ch in enumerate([*written, " "], offset):
+            for piece in _fold_char(ch):
+                if piece != " ":
+                    if not current:
+                        start = index
+                    current.append(piece)
+                elif current:
+                    previous_end = out[-1].end if out else 0
+                    out.append(_word(text, "".join(current), start, index, links, previous_end))
+                    current = []
     return out
 
 
@@ -806,18 +831,22 @@ def _word(
 ) -> _Word:
     raw = text[start:end]
     upper = raw[:1].isupper()
-    letters = [ch for ch in raw if ch.isalpha()]
-    shouted = len(letters) > 1 and all(ch.isupper() for ch in letters)
     return _Word(
         text=folded,
         start=start,
         end=end,
         upper=upper,
-        capitalised=upper and not shouted,
+        capitalised=upper and not _shouted(raw),
         sentence_start=_starts_sentence(text, start),
         in_link=any(a <= start < b for a, b in links),
         plain_gap=not text[previous_end:start].strip().strip("#"),
     )
+
+
+def _shouted(raw: str) -> bool:
+    """Two letters or more, all capitals: 'HELP', 'OBA'."""
+    letters = [ch for ch in raw if ch.isalpha()]
+    return len(letters) > 1 and all(ch.isupper() for ch in letters)
 
 
 def _starts_sentence(text: str, start: int) -> bool:

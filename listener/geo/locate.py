@@ -35,9 +35,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Literal
 
-from geopy.distance import geodesic
-
-from listener.geo.areas import NEAR_MISS_FACTOR, Area, AreaIndex, BranchHit
+from listener.geo.areas import NEAR_MISS_FACTOR, Area, AreaIndex, BranchHit, distance_km
 from listener.geo.gazetteer import Gazetteer, Place, PlaceMention, RegionMention
 from listener.post import Post
 from listener.text import fold
@@ -151,8 +149,9 @@ def locate(
     return place(prepare(post, gazetteer, geocode), index)
 
 
-def place(prepared: Prepared, index: AreaIndex) -> Located:
-    """`locate` for a prepared post: the branch areas of `index` decide."""
+def place(prepared: Prepared, index: AreaIndex, near_misses: bool = True) -> Located:
+    """`locate` for a prepared post: the branch areas of `index` decide. Without
+    `near_misses`, the areas the place lies just outside are not looked for."""
     notes = list(prepared.notes)
     coordinates, profile = prepared.coordinates, prepared.profile
     text = _from_text(prepared, index, notes)
@@ -190,8 +189,8 @@ def place(prepared: Prepared, index: AreaIndex) -> Located:
         for found in sources
         if found is not None and found is not location
     ]
-    near_misses = [_near_miss(hit) for hit in index.near_misses(location.lat, location.lon)]
-    return Located(location, branch, nearest, evidence, near_misses)
+    misses = index.near_misses(location.lat, location.lon) if near_misses else []
+    return Located(location, branch, nearest, evidence, [_near_miss(hit) for hit in misses])
 
 
 def _from_coordinates(post: Post) -> Location | None:
@@ -296,7 +295,7 @@ def _read(
         groups.append([_Reference(profile.lat, profile.lon, label)])
     for group in groups:
         distances = [
-            (geodesic((ref.lat, ref.lon), (place.lat, place.lon)).km, order, place, ref)
+            (distance_km(ref.lat, ref.lon, place.lat, place.lon), order, place, ref)
             for order, place in enumerate(readings)
             for ref in group
         ]
@@ -323,7 +322,7 @@ def _distinct(default: Place, readings: tuple[Place, ...]) -> tuple[Place, ...]:
     far = (
         p
         for p in readings
-        if p != default and geodesic((p.lat, p.lon), (default.lat, default.lon)).km > SAME_PLACE_KM
+        if p != default and distance_km(p.lat, p.lon, default.lat, default.lon) > SAME_PLACE_KM
     )
     return (default, *far)
 

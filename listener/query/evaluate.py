@@ -161,10 +161,12 @@ class Evaluator:
         check: Check | None = None,
         describe: Callable[[Term], str] = lambda term: term.written,
         trees: Iterable[Node] = (),
+        near_misses: bool = True,
     ) -> None:
-        """`describe` names a term in near-misses ("name 'Bibliotheek Eemland'")."""
+        """`describe` names a term in near-misses ("name 'Bibliotheek Eemland'"); without
+        `near_misses`, words just under the fuzzy threshold are not looked at."""
         self.fuzzy = fuzzy
-        self.floor = fuzzy - NEAR_MISS_MARGIN
+        self.floor = fuzzy - NEAR_MISS_MARGIN if near_misses else fuzzy
         self.check = check
         self.describe = describe
         self.compiled: dict[int, Compiled] = {}
@@ -176,6 +178,11 @@ class Evaluator:
         self.typo_words: dict[str, set[int]] = {}
         self.max_typos = 0
         self.needs: dict[int, frozenset[int] | None] = {}
+        self.shared: dict[str, int] = {}  # folded word → how many terms have it
+        trees = list(trees)
+        for term in (t for tree in trees for t in terms_of(tree)):
+            for word in {key(w.text) for w in term.words}:
+                self.shared[word] = self.shared.get(word, 0) + 1
         for tree in trees:
             self.add(tree)
 
@@ -185,6 +192,12 @@ class Evaluator:
             if id(term) not in self.compiled:
                 self._index(self._compile(term))
         _needs(tree, self.needs)
+
+    def _rarest(self, words: Iterable[str]) -> str:
+        """The word fewest of the indexed terms have (the longest of those): what a term is
+        looked up by, so 'bibliotheek Leusden' is a candidate when the post has 'leusden', not
+        whenever it has 'bibliotheek'."""
+        return min(words, key=lambda w: (self.shared.get(w, 0), -len(w), w))
 
     def _compile(self, term: Term) -> Compiled:
         keys = tuple(key(w.text) for w in term.words)
@@ -215,10 +228,10 @@ class Evaluator:
         if c.mode == "mention":
             self.mention_terms.add(i)
             return
-        # An exact occurrence has every word of the term: index the longest, the rarest.
+        # An exact occurrence has every word of the term: index the rarest.
         whole = [k for k, p in zip(c.keys, c.prefixes, strict=True) if not p]
         if whole:
-            self.by_word.setdefault(max(whole, key=len), set()).add(i)
+            self.by_word.setdefault(self._rarest(whole), set()).add(i)
         else:
             self.by_prefix.setdefault(max(c.keys, key=len)[:PREFIX_KEY], set()).add(i)
         if len(c.keys) > 1 and not c.term.wildcard:
@@ -229,11 +242,17 @@ class Evaluator:
             for word in {c.keys[0], c.joined}:
                 self.typo_words.setdefault(word, set()).add(i)
         elif c.mode == "fuzzy":
-            for word in {*c.keys, c.joined}:
+            # Every long word of the phrase must be close to a word of the post (its short
+            # words must be there as written), or the phrase written as one word must be: all
+            # of them are compared with the post's words, and the rarest long word and the
+            # joined form make the term a candidate.
+            long = [word for word in c.keys if len(word) > SHORT_TERM]
+            for word in {*long, c.joined}:
                 if len(word) > SHORT_TERM:
-                    self.fuzzy_words.setdefault(word, set()).add(i)
-            # A phrase whose words are all short matches exactly; otherwise its first long
-            # word (or the joined form) must be close to some word of the post.
+                    self.fuzzy_words.setdefault(word, set())
+            for word in {self._rarest(long), c.joined} if long else {c.joined}:
+                if len(word) > SHORT_TERM:
+                    self.fuzzy_words[word].add(i)
 
     def candidates(self, tokens: Tokens, presearch: bool = True) -> Candidates:
         """The presearch: which terms may match this post, and the close words of each.

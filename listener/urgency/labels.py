@@ -20,11 +20,11 @@ Every label keeps the cues that gave it, so the score's reasons can quote them.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 
 from rapidfuzz.distance import Levenshtein
-from wordfreq import zipf_frequency
 
 from listener.post import Post
 from listener.text import fold
@@ -83,6 +83,7 @@ class Lexicon:
         self.intensifier_words = frozenset(fold(w) for w in settings.intensifiers.words)
         self.emphasis = tuple(w.casefold() for w in settings.intensifiers.emphasis)
         self.sarcasm = _compile(settings.sarcasm.markers)
+        self._finder = _PhraseFinder([*self.phrases.values(), self.sarcasm])
         self.closure_words = frozenset(fold(w) for w in settings.closures.words)
         self.schedule = frozenset(fold(w) for w in settings.closures.schedule)
 
@@ -95,9 +96,10 @@ class Lexicon:
         out = Labelled()
         negated_praise: list[str] = []
         hits_by_label: dict[str, list[_Hit]] = {}
-        for name, label in self.labels.items():
+        *found_by_label, found_sarcasm = self._finder.find(words)
+        for (name, label), found in zip(self.labels.items(), found_by_label, strict=True):
             hits = []
-            for hit in _find(self.phrases[name], words):
+            for hit in found:
                 if label.negatable and self._negated(words, sentence_of, hit.start):
                     if name == "praise":
                         negated_praise.append(f"negated '{hit.shown}'")
@@ -118,7 +120,7 @@ class Lexicon:
             if len(cues) >= label.min_cues:
                 for cue in cues:
                     out.add(name, cue)
-        sarcasm = [f"'{h.shown}'" for h in _find(self.sarcasm, words)]
+        sarcasm = [f"'{h.shown}'" for h in found_sarcasm]
         sarcasm += [f"'{e}'" for e in self.settings.sarcasm.emoji if e in raw]
         if negated_praise and "complaint" not in out.cues:
             for cue in negated_praise:
@@ -212,54 +214,49 @@ def _sentences(text: str) -> list[_Sentence]:
 Phrases = list[tuple[str, tuple[str, ...]]]
 
 
-@dataclass(frozen=True, slots=True)
-class _PhraseIndex:
-    """A phrase list looked up by word: phrases by their first word, and the one-word phrases
-    long enough for a typo by (first letter, length)."""
+class _PhraseFinder:
+    """Several phrase lists looked up in one pass over a post's words: phrases by their first
+    word, and the one-word phrases long enough for a typo by (first letter, length)."""
 
-    by_first: dict[str, list[int]]
-    typo: dict[tuple[str, int], list[int]]
+    def __init__(self, lists: Sequence[Phrases]) -> None:
+        self.lists = tuple(lists)
+        self.by_first: dict[str, list[tuple[int, int]]] = {}  # word → (list, phrase)
+        self.typo: dict[tuple[str, int], list[tuple[int, int]]] = {}
+        for slot, phrases in enumerate(self.lists):
+            for n, (_, phrase) in enumerate(phrases):
+                self.by_first.setdefault(phrase[0], []).append((slot, n))
+                if len(phrase) == 1 and len(phrase[0]) >= FUZZY_MIN_LETTERS:
+                    self.typo.setdefault((phrase[0][:1], len(phrase[0])), []).append((slot, n))
 
-
-_INDEXES: dict[int, tuple[Phrases, _PhraseIndex]] = {}
-
-
-def _index(phrases: Phrases) -> _PhraseIndex:
-    """The index of a phrase list, made once per list (kept with the list, so its id stays
-    its own)."""
-    kept = _INDEXES.get(id(phrases))
-    if kept is not None and kept[0] is phrases:
-        return kept[1]
-    by_first: dict[str, list[int]] = {}
-    typo: dict[tuple[str, int], list[int]] = {}
-    for n, (_, phrase) in enumerate(phrases):
-        by_first.setdefault(phrase[0], []).append(n)
-        if len(phrase) == 1 and len(phrase[0]) >= FUZZY_MIN_LETTERS:
-            typo.setdefault((phrase[0][:1], len(phrase[0])), []).append(n)
-    index = _PhraseIndex(by_first, typo)
-    if len(_INDEXES) >= 1024:
-        _INDEXES.clear()
-    _INDEXES[id(phrases)] = (phrases, index)
-    return index
+    def find(self, words: tuple[str, ...]) -> list[list[_Hit]]:
+        """For each list, every phrase found among the words (one hit per phrase, the first),
+        in phrase order: a phrase as its words, or a long one-word phrase with one typo
+        (`_typo_of`)."""
+        lists, by_first, typo = self.lists, self.by_first, self.typo
+        first: list[dict[int, int]] = [{} for _ in lists]
+        for i, word in enumerate(words):
+            for slot, n in by_first.get(word, ()):
+                found = first[slot]
+                if n not in found:
+                    phrase = lists[slot][n][1]
+                    if len(phrase) == 1 or words[i : i + len(phrase)] == phrase:
+                        found[n] = i
+            if typo and len(word) >= FUZZY_MIN_LETTERS - 1:
+                letter = word[:1]
+                for size in (len(word) - 1, len(word), len(word) + 1):
+                    for slot, n in typo.get((letter, size), ()):
+                        found = first[slot]
+                        if n not in found and _typo_of(word, lists[slot][n][1][0]):
+                            found[n] = i
+        return [
+            [_Hit(phrases[n][0], i, i + len(phrases[n][1])) for n, i in sorted(found.items())]
+            for phrases, found in zip(lists, first, strict=True)
+        ]
 
 
 def _find(phrases: Phrases, words: tuple[str, ...]) -> list[_Hit]:
-    """Every phrase found among the words (one hit per phrase, the first), in phrase order: a
-    phrase as its words, or a long one-word phrase with one typo (`_typo_of`)."""
-    index = _index(phrases)
-    first: dict[int, int] = {}
-    for i, word in enumerate(words):
-        for n in index.by_first.get(word, ()):
-            if n not in first:
-                phrase = phrases[n][1]
-                if words[i : i + len(phrase)] == phrase:
-                    first[n] = i
-        if len(word) >= FUZZY_MIN_LETTERS - 1 and index.typo:
-            for size in (len(word) - 1, len(word), len(word) + 1):
-                for n in index.typo.get((word[:1], size), ()):
-                    if n not in first and _typo_of(word, phrases[n][1][0]):
-                        first[n] = i
-    return [_Hit(phrases[n][0], i, i + len(phrases[n][1])) for n, i in sorted(first.items())]
+    """`_PhraseFinder.find` of one phrase list."""
+    return _PhraseFinder([phrases]).find(words)[0]
 
 
 def _typo_of(word: str, phrase: str) -> bool:
@@ -276,6 +273,8 @@ def _typo_of(word: str, phrase: str) -> bool:
 
 @cache
 def _common(word: str) -> bool:
+    from wordfreq import zipf_frequency  # on first use: a fifth of a second to import
+
     return max(zipf_frequency(word, "nl"), zipf_frequency(word, "en")) >= COMMON_ZIPF
 
 
