@@ -32,6 +32,7 @@ threshold), is a candidate for every post.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -46,7 +47,8 @@ from listener.query.evaluate import SHORT_TERM, Compiled
 from listener.query.syntax import key
 from listener.text import fold
 
-#: How many distinct tokens `Presearcher.candidates` remembers before it starts over.
+#: How many distinct tokens (and folded words) `Presearcher.candidates` remembers before it
+#: starts over.
 WORDS_REMEMBERED = 200_000
 
 
@@ -105,6 +107,10 @@ class Need:
     check: str  # WORD | PREFIX | FUZZY | ANY | EMOJI
     target: str = ""
     threshold: float = 100.0
+    # The lengths a word can have and still be close enough (FUZZY): a ratio is at most
+    # 2·min(m, n) / (m + n) for words of m and n letters.
+    shortest: int = 0
+    longest: int = 1 << 30
 
     def holds(self, word: str) -> bool:
         if self.check == WORD:
@@ -131,7 +137,12 @@ def _word_need(word: str) -> Need:
 
 def _fuzzy_need(word: str, threshold: float) -> Need | None:
     cut = pieces(word, fuzzy_edits(len(word), threshold) + 1)
-    return Need(tuple(dict.fromkeys(cut)), FUZZY, word, threshold) if cut else None
+    if not cut:
+        return None
+    share, n = (threshold - 1e-3) / 100, len(word)  # as leniently as `Need.holds`
+    shortest = math.ceil(share * n / (2 - share) - 1e-9) if share > 0 else 0
+    longest = math.floor(n * (2 - share) / share + 1e-9) if share > 0 else 1 << 30
+    return Need(tuple(dict.fromkeys(cut)), FUZZY, word, threshold, shortest, longest)
 
 
 def term_needs(c: Compiled, threshold: float) -> TermNeeds | None:
@@ -274,12 +285,23 @@ class Presearcher:
                 else:
                     by_text.setdefault(text, []).append((i, each))
         self.keys = len(by_text) + len(by_emoji)
-        self._words: dict[str, frozenset[int]] = {}
+        self._words: dict[str, frozenset[int]] = {}  # token as written → the needs it meets
+        self._folded: dict[str, frozenset[int]] = {}  # folded word → the needs it meets
         self._automaton: Any = None
+        # A key's fuzzy needs by the length of their word: a post word is compared only with
+        # words of lengths the lowest threshold lets it be close to (`Need.shortest/longest`).
+        shares = [(n.threshold - 1e-3) / 100 for n in need_ids if n.check == FUZZY]
+        self._share = max(min(shares, default=1.0), 1e-6)
         if by_text:
             self._automaton = ahocorasick.Automaton()
             for text, entries in by_text.items():
-                self._automaton.add_word(text, tuple(entries))
+                plain = tuple((i, n) for i, n in entries if n.check != FUZZY)
+                by_length: dict[int, list[tuple[int, Need]]] = {}
+                for i, n in entries:
+                    if n.check == FUZZY:
+                        by_length.setdefault(len(n.target), []).append((i, n))
+                lengths = {size: tuple(found) for size, found in by_length.items()}
+                self._automaton.add_word(text, (plain, lengths))
             self._automaton.make_automaton()
         self._by_emoji = {emoji: frozenset(ids) for emoji, ids in by_emoji.items()}
         self._emoji = (
@@ -302,8 +324,9 @@ class Presearcher:
             met: set[int] = set().union(*map(memory.__getitem__, tokens))
         except KeyError:
             new = {token for token in tokens if token not in memory}
-            if len(memory) + len(new) > WORDS_REMEMBERED:
+            if max(len(memory) + len(new), len(self._folded)) > WORDS_REMEMBERED:
                 memory.clear()  # start over (before, so this post's tokens all stay)
+                self._folded.clear()
                 new = set(tokens)
             for token in new:
                 memory[token] = self._token(token)
@@ -325,18 +348,35 @@ class Presearcher:
         return sorted(found)
 
     def _token(self, token: str) -> frozenset[int]:
-        """The needs the folded words of one token meet."""
-        words = folded(token).split()
-        if len(words) == 1:
-            return self._word(words[0])
-        return frozenset().union(*map(self._word, words))
+        """The needs the folded words of one token meet ('laatste.' is 'laatste' again)."""
+        found = []
+        for word in folded(token).split():
+            met = self._folded.get(word)
+            if met is None:
+                met = self._folded[word] = self._word(word)
+            found.append(met)
+        return found[0] if len(found) == 1 else frozenset().union(*found)
 
     def _word(self, word: str) -> frozenset[int]:
         """The needs one folded word meets."""
         met: set[int] = set()
-        if self._automaton is not None:
-            for _, entries in self._automaton.iter(word):
-                for n, need in entries:
-                    if n not in met and need.holds(word):
+        if self._automaton is None:
+            return frozenset()
+        tried: set[int] = set()
+        size, share = len(word), self._share
+        lengths = range(
+            math.ceil(share * size / (2 - share) - 1e-9),
+            math.floor(size * (2 - share) / share + 1e-9) + 1,
+        )  # the lengths of the words this one can be close to, at the lowest threshold
+        for _, (plain, by_length) in self._automaton.iter(word):
+            for n, need in plain:
+                if n not in met and need.holds(word):
+                    met.add(n)
+            for length in lengths if by_length else ():
+                for n, need in by_length.get(length, ()):
+                    if n in tried or not need.shortest <= size <= need.longest:
+                        continue
+                    tried.add(n)
+                    if need.holds(word):
                         met.add(n)
         return frozenset(met)

@@ -69,3 +69,18 @@ def test_the_value_never_appears_in_reasons() -> None:
     assert "privacy" in urgency.labels
     assert "library card number and PIN code posted publicly" in joined
     assert "2090" not in joined and "4471" not in joined
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("bel me op ０６１２３４５６７８", ["phone number"]),  # digits of another width
+        ("bel me op ٠٦١٢٣٤٥٦٧٨", ["phone number"]),  # Arabic-Indic digits
+        ("mail me: jan.jansen@example.nl", ["e-mail address"]),  # no digit at all
+        ("geen cijfers, geen adres, niets", []),
+    ],
+)
+def test_digits_of_any_script_and_digitless_addresses_are_still_read(
+    text: str, expected: list[str]
+) -> None:
+    assert kinds(text) == expected

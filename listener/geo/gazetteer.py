@@ -59,7 +59,7 @@ import io
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
@@ -335,9 +335,19 @@ class _Word:
     end: int
     upper: bool  # first letter is a capital
     capitalised: bool  # first letter a capital and the word not all capitals
-    sentence_start: bool
     in_link: bool
-    plain_gap: bool  # only white space (or a '#') between the previous word and this one
+    source: str = field(repr=False)  # the original text
+    previous_end: int = 0  # where the word before it ends
+
+    @property
+    def sentence_start(self) -> bool:
+        """The word opens the text, a sentence or a line (read when asked: seldom)."""
+        return _starts_sentence(self.source, self.start)
+
+    @property
+    def plain_gap(self) -> bool:
+        """Only white space (or a '#') between the previous word and this one."""
+        return not self.source[self.previous_end : self.start].strip().strip("#")
 
 
 class Gazetteer:
@@ -478,7 +488,17 @@ class Gazetteer:
         found: list[PlaceMention] = []
         regions: list[RegionMention] = []
         i = 0
+        longest = self._longest
         while i < len(words):
+            word = words[i]
+            if word.text not in longest and (
+                len(word.text) < FUZZY_MIN_LETTERS
+                or not (
+                    profile or word.capitalised or (i > 0 and words[i - 1].text in FUZZY_CUE_WORDS)
+                )
+            ):  # no name starts with it, and `_fuzzy_match` would not try it
+                i += 1
+                continue
             match = self._exact(text, words, i, profile) or self._fuzzy_match(
                 text, words, i, profile
             )
@@ -832,14 +852,14 @@ def _word(
     raw = text[start:end]
     upper = raw[:1].isupper()
     return _Word(
-        text=folded,
-        start=start,
-        end=end,
-        upper=upper,
-        capitalised=upper and not _shouted(raw),
-        sentence_start=_starts_sentence(text, start),
-        in_link=any(a <= start < b for a, b in links),
-        plain_gap=not text[previous_end:start].strip().strip("#"),
+        folded,
+        start,
+        end,
+        upper,
+        upper and not _shouted(raw),
+        any(a <= start < b for a, b in links),
+        text,
+        previous_end,
     )
 
 

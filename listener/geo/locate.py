@@ -77,9 +77,17 @@ class Location:
 class Located:
     location: Location | None
     branch: BranchHit | None  # the nearest branch whose area holds the location
-    nearest: BranchHit | None  # the nearest branch, inside its area or not
     evidence: list[str] = field(default_factory=list)
     near_misses: list[str] = field(default_factory=list)
+    index: AreaIndex | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def nearest(self) -> BranchHit | None:
+        """The nearest branch, inside its area or not (looked up when asked: the evidence
+        needs it only when no area holds the location)."""
+        if self.location is None or self.index is None:
+            return None
+        return self.index.nearest(self.location.lat, self.location.lon)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,11 +171,11 @@ def place(prepared: Prepared, index: AreaIndex, near_misses: bool = True) -> Loc
     location = next((found for found in sources if found is not None), None)
     if location is None:
         evidence = ["no coordinates, no place named in the text, no usable profile location"]
-        return Located(None, None, None, evidence + notes + list(prepared.profile_notes), [])
+        return Located(None, None, evidence + notes + list(prepared.profile_notes), [])
 
     inside = index.containing(location.lat, location.lon)
     branch = inside[0] if inside else None
-    nearest = index.nearest(location.lat, location.lon)
+    nearest = index.nearest(location.lat, location.lon) if branch is None else None
     if branch is not None:
         evidence = [f"{location.description}, {_distance(branch, 'branch')}"]
         evidence += [
@@ -190,7 +198,7 @@ def place(prepared: Prepared, index: AreaIndex, near_misses: bool = True) -> Loc
         if found is not None and found is not location
     ]
     misses = index.near_misses(location.lat, location.lon) if near_misses else []
-    return Located(location, branch, nearest, evidence, [_near_miss(hit) for hit in misses])
+    return Located(location, branch, evidence, [_near_miss(hit) for hit in misses], index)
 
 
 def _from_coordinates(post: Post) -> Location | None:

@@ -47,6 +47,7 @@ _ADDRESS = re.compile(
 _POSTCODE_ADDRESS = re.compile(
     r"\b\d{4}\s?[A-Z]{2}\s+\d{1,4}[a-z]?\b|\b\d{1,4}[a-z]?,?\s+\d{4}\s?[A-Z]{2}\b"
 )
+_DIGIT = re.compile(r"\d")
 _NUMBER = r"(\d(?:[ .-]?\d){%d,%d})(?![\d,.:]?\d)"
 
 
@@ -59,6 +60,8 @@ class Found:
 
 def find(text: str, settings: PrivacySettings | None = None) -> list[Found]:
     """Every piece of personal data in the text, by kind and position, in text order."""
+    if "@" not in text and _DIGIT.search(text) is None:
+        return []  # every kind but an e-mail address has digits (any script's: phonenumbers)
     settings = settings or default_settings().privacy
     found: list[Found] = []
     found += _phones(text, settings.region)
