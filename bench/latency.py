@@ -31,8 +31,9 @@ for the alerts still due. Printed: posts fed and the achieved feed rate, alerts 
 received and missing (and any not expected), p50 / p99 / max latency, and where the time went,
 per alerted post, from the database's own timestamps: appended → decided (until `posts.
 fetched_at`, the moment its batch was decided: waiting for the replay poll, reading, deciding),
-decided → sending (until `outbox.sent_at`, when its delivery was claimed: saving the batch in
-its transaction, the delivery loop's wake-up, the alerts queued before it), sending → Slack
+decided → sending (until `outbox.sent_at`, the moment its send began: saving the batch in its
+transaction, the delivery loop's wake-up, claiming its receiver's batch of rows, the alerts
+sent before it in that batch), sending → Slack
 (rendering, the HTTP call). Last, the replay polls from the daemon's log (how many, how long,
 how far apart). The daemon is stopped with SIGTERM (then SIGKILL) whatever happens; `--keep`
 keeps the folder (config, posts, database, log) to look into.

@@ -11,10 +11,20 @@ clause, row count must be 1), which is safe with several workers and on SQLite a
 alike. Each receiver's rows form a queue: only the first undelivered row of a receiver can be
 claimed, so alerts reach a receiver in the order they were decided, retries included. A claim
 is a lease: if the process dies mid-send, the row becomes due again when the lease expires, so
-an alert is delivered at least once and a crash costs one duplicate at most.
+an alert is delivered at least once and a crash costs one duplicate at most (and none where
+the receiver can be asked: a row whose lease ran out is `unclear`, `listener.outbox`).
+`claim_many` takes the front of every receiver's queue in one transaction (up to a batch of
+rows each, all under one lease; the rows behind a claimed one cannot be claimed by another
+worker, as the queue rule sees the row before them `sending`), `finish_many` records the
+outcomes of a batch in one transaction and `release` hands back rows claimed and not tried,
+as they were.
 
 SQLite runs in WAL mode with `busy_timeout` and `foreign_keys` on every connection, and every
-transaction starts with `BEGIN IMMEDIATE`, so a read-then-write never fails on a lock upgrade.
+transaction that writes starts with `BEGIN IMMEDIATE`, so a read-then-write never fails on a
+lock upgrade; the store's read-only calls (`_reading`) start a plain, deferred BEGIN instead,
+a snapshot that neither takes nor waits for the one write lock. A batch is saved with a
+multi-row INSERT for its posts and one executemany each for their decisions, authors and
+snapshots, so the write lock is held briefly.
 PostgreSQL (`postgresql+psycopg://…`) runs READ COMMITTED and lets writers run side by side, so
 no read-then-write here relies on being alone: inserts that may race another process's use
 `INSERT … ON CONFLICT` (posts, stand-in posts, acknowledgements, cursors, failure counts),
@@ -69,13 +79,14 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from sqlalchemy import (
     ColumnElement,
     Engine,
     Index,
     Insert,
+    Table,
     UniqueConstraint,
     and_,
     delete,
@@ -393,6 +404,50 @@ class Claimed:
     attempts: int
     message: str
     unclear: bool = False  # an earlier attempt may have reached the receiver
+    lease_until: datetime | None = None  # the claim holds until then
+    was_status: str = "pending"  # before the claim: what `Store.release` puts back
+    was_lease_until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of a claimed outbox row, for `Store.finish_many`."""
+
+    delivery_id: int
+    status: str  # sent | pending (to be retried at `at`) | failed
+    ref: str | None = None  # sent: the receiver's reference
+    error: str | None = None  # pending, failed: why
+    at: datetime | None = None  # sent: when; pending: the next attempt
+
+    @classmethod
+    def sent(cls, delivery_id: int, ref: str | None, now: datetime) -> Outcome:
+        return cls(delivery_id, "sent", ref=ref, at=now)
+
+    @classmethod
+    def retry(cls, delivery_id: int, error: str, next_attempt_at: datetime) -> Outcome:
+        return cls(delivery_id, "pending", error=error, at=next_attempt_at)
+
+    @classmethod
+    def failed(cls, delivery_id: int, error: str) -> Outcome:
+        return cls(delivery_id, "failed", error=error)
+
+    def values(self) -> dict[str, Any]:
+        """The outbox row's new column values."""
+        if self.status == "sent":
+            return {
+                "status": "sent",
+                "external_ref": self.ref,
+                "sent_at": self.at,
+                "lease_until": None,
+            }
+        values: dict[str, Any] = {
+            "status": self.status,
+            "last_error": (self.error or "")[:1000],
+            "lease_until": None,
+        }
+        if self.status == "pending":
+            values["next_attempt_at"] = self.at
+        return values
 
 
 @dataclass(frozen=True, slots=True)
@@ -415,8 +470,14 @@ class _Written:
     silenced: bool = False
 
 
+#: The execution option of the store's read-only engine (`Store._reading`): on SQLite its
+#: transactions start with a plain (deferred) BEGIN, which takes no write lock.
+READ_ONLY = "listener_read_only"
+
+
 def make_engine(url: str) -> Engine:
-    """An engine; SQLite gets WAL, a busy timeout, foreign keys and BEGIN IMMEDIATE."""
+    """An engine; SQLite gets WAL, a busy timeout, foreign keys and BEGIN IMMEDIATE (a plain
+    BEGIN on a connection with the READ_ONLY execution option: a read waits for no writer)."""
     if not url.startswith("sqlite"):
         # A daemon uses a few connections at once (poller threads, the deliverer, HTTP);
         # pre-ping replaces connections the server closed (restart, idle timeout).
@@ -437,7 +498,8 @@ def make_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -466,6 +528,19 @@ def _insert(session: Session, model: type[SQLModel]) -> Any:
     return sqlite.insert(model)
 
 
+def _table(model: type[SQLModel]) -> Table:
+    """A model's Core table."""
+    table: Table = cast(Any, model).__table__
+    return table
+
+
+def _insert_into(session: Session, table: Table) -> Any:
+    """`_insert` for a Core table."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
 def _serialise(session: Session, key: str) -> None:
     """Hold the lock named `key` until the transaction ends. On PostgreSQL an advisory lock, for
     a find-or-create no unique key can guard; SQLite needs none, as BEGIN IMMEDIATE already
@@ -480,6 +555,7 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
+        self._reader = self.engine.execution_options(**{READ_ONLY: True})
         self._parsed: dict[str, AlertMessage] = {}
         from listener.schema import upgrade
 
@@ -488,17 +564,23 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
+    def _reading(self) -> Session:
+        """A session for reads only: on SQLite its transaction is a deferred BEGIN (a snapshot
+        that neither takes nor waits for the write lock, so a read never queues behind a batch
+        being saved); nothing may be written in it. The same as any session on PostgreSQL."""
+        return Session(self._reader)
+
     # --- sources and posts ---------------------------------------------------------------------
 
     def cursor(self, key: str) -> str | None:
-        with Session(self.engine) as session, session.begin():
+        with self._reading() as session, session.begin():
             row = session.get(CursorRow, key)
             return row.value if row else None
 
     def known_post_ids(self, ids: Iterable[str]) -> set[str]:
         wanted = list(dict.fromkeys(ids))
         found: set[str] = set()
-        with Session(self.engine) as session, session.begin():
+        with self._reading() as session, session.begin():
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start : start + 500]
                 found.update(session.exec(select(PostRow.id).where(PostRow.id.in_(chunk))))  # type: ignore[attr-defined]
@@ -560,40 +642,15 @@ class Store:
             if fence is not None and not fence(session):
                 raise LeaseLost(source_key)
             fresh = self._insert_posts(session, [item.post for item in decided], now)
+            saved: list[Decided] = []
             for item in decided:
-                if item.post.id not in fresh:
-                    continue
-                fresh.discard(item.post.id)  # a post twice in the batch counts once
+                if item.post.id in fresh:
+                    fresh.discard(item.post.id)  # a post twice in the batch counts once
+                    saved.append(item)
+            self._insert_decided(session, saved, now)
+            new_posts = len(saved)
+            for item in saved:
                 post = item.post
-                first = Sighting.of(post, now)
-                if first is not None:
-                    session.add(_snapshot_row(post.id, first))
-                handle = normal_handle(post.author.handle or "") if post.author else ""
-                if handle:
-                    session.add(
-                        PostAuthorRow(
-                            post_id=post.id,
-                            handle=handle,
-                            source=post.source,
-                            created_at=post.created_at.astimezone(UTC),
-                        )
-                    )
-                d = item.decision
-                session.add(
-                    DecisionRow(
-                        post_id=post.id,
-                        org=d["org"],
-                        branch=d["branch"],
-                        search=d.get("query"),
-                        urgency=d["urgency"],
-                        score=d["score"],
-                        labels=json.dumps(d.get("labels", []), ensure_ascii=False),
-                        evidence=json.dumps(d.get("evidence", []), ensure_ascii=False),
-                        distance_km=d.get("distance_km"),
-                        decided_at=now,
-                    )
-                )
-                new_posts += 1
                 new_alert = item.alert
                 if new_alert is None and grouper is not None and post.reply_to:
                     new_alert = self._reply_to_alerted(session, post, grouper)
@@ -645,29 +702,89 @@ class Store:
 
     def _insert_posts(self, session: Session, posts: Sequence[Post], now: datetime) -> set[str]:
         """Insert the posts the store lacks, in id order (two batches sharing posts then lock
-        them in the same order); returns the ids inserted. A post another transaction inserts
-        at the same time waits for it, and is then left out."""
+        them in the same order), many to a multi-row INSERT; returns the ids inserted.
+        A post another transaction inserts at the same time waits for it, and is then left
+        out (ON CONFLICT DO NOTHING: RETURNING names only the rows this statement inserted)."""
         first: dict[str, Post] = {}
         for post in posts:
             first.setdefault(post.id, post)
-        inserted: set[str] = set()
-        for post_id in sorted(first):
-            post = first[post_id]
-            result = session.exec(
-                _insert(session, PostRow)
-                .values(
-                    id=post.id,
-                    source=post.source,
-                    created_at=post.created_at.astimezone(UTC),
-                    fetched_at=now,
-                    data=json.dumps(post.to_dict(), ensure_ascii=False),
+        rows = [
+            {
+                "id": post_id,
+                "source": first[post_id].source,
+                "created_at": first[post_id].created_at.astimezone(UTC),
+                "fetched_at": now,
+                "data": json.dumps(first[post_id].to_dict(), ensure_ascii=False),
+            }
+            for post_id in sorted(first)
+        ]
+        if not rows:
+            return set()
+        table = _table(PostRow)  # Core, not the ORM: one compiled statement, cached
+        statement = (
+            _insert_into(session, table)
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(table.c.id)  # the rows inserted (rowcount is not reliable here)
+        )
+        # executemany with RETURNING: SQLAlchemy's "insertmanyvalues" sends the rows as
+        # multi-row INSERTs, a batch of them a statement, on SQLite and psycopg alike
+        result = session.connection().execute(statement, rows)
+        return {str(post_id) for post_id in result.scalars()}
+
+    def _insert_decided(self, session: Session, saved: Sequence[Decided], now: datetime) -> None:
+        """The rows of each newly saved post: its decision, its author (when it names one) and
+        its first engagement snapshot (when it has counts); an executemany per table (Core,
+        not an ORM object per row: this is most of a big batch's time in its transaction)."""
+        decisions: list[dict[str, Any]] = []
+        authors: list[dict[str, Any]] = []
+        snapshots: list[dict[str, Any]] = []
+        for item in saved:
+            post, d = item.post, item.decision
+            first = Sighting.of(post, now)
+            if first is not None:
+                snapshots.append(
+                    {
+                        "post_id": post.id,
+                        "seen_at": first.seen_at,
+                        "likes": first.likes,
+                        "reposts": first.reposts,
+                        "replies": first.replies,
+                        "per_hour": None,
+                        "raised": False,
+                    }
                 )
-                .on_conflict_do_nothing(index_elements=["id"])
-                .returning(PostRow.id)  # a row back: inserted (rowcount is not reliable here)
+            handle = normal_handle(post.author.handle or "") if post.author else ""
+            if handle:
+                authors.append(
+                    {
+                        "post_id": post.id,
+                        "handle": handle,
+                        "source": post.source,
+                        "created_at": post.created_at.astimezone(UTC),
+                    }
+                )
+            decisions.append(
+                {
+                    "post_id": post.id,
+                    "org": d["org"],
+                    "branch": d["branch"],
+                    "search": d.get("query"),
+                    "urgency": d["urgency"],
+                    "score": d["score"],
+                    "labels": json.dumps(d.get("labels", []), ensure_ascii=False),
+                    "evidence": json.dumps(d.get("evidence", []), ensure_ascii=False),
+                    "distance_km": d.get("distance_km"),
+                    "decided_at": now,
+                }
             )
-            if result.first() is not None:
-                inserted.add(post_id)
-        return inserted
+        connection = session.connection()
+        for model, rows in (
+            (EngagementSnapshotRow, snapshots),
+            (PostAuthorRow, authors),
+            (DecisionRow, decisions),
+        ):
+            if rows:
+                connection.execute(_table(model).insert(), rows)
 
     def _write_deliveries(
         self,
@@ -806,7 +923,7 @@ class Store:
         """The silences not yet ended at `now` (pending and active), oldest first; with
         `include_expired`, every silence."""
         now = now or utcnow()
-        with Session(self.engine) as session, session.begin():
+        with self._reading() as session, session.begin():
             rows = [
                 row.to_silence()
                 for row in session.exec(select(SilenceRow).order_by(col(SilenceRow.id)))
@@ -830,7 +947,7 @@ class Store:
 
     def silenced_alerts(self) -> dict[int, list[int]]:
         """For each silence that held something back: the ids of the alerts, oldest first."""
-        with Session(self.engine) as session, session.begin():
+        with self._reading() as session, session.begin():
             rows = session.exec(
                 select(SilencedDeliveryRow.silence_id, DeliveryRow.alert_id)
                 .join(DeliveryRow, col(DeliveryRow.id) == col(SilencedDeliveryRow.delivery_id))
@@ -957,7 +1074,7 @@ class Store:
 
     def snapshots(self, post_id: str) -> list[EngagementSnapshotRow]:
         """A post's engagement snapshots, oldest first."""
-        with Session(self.engine) as session, session.begin():
+        with self._reading() as session, session.begin():
             rows = list(
                 session.exec(
                     select(EngagementSnapshotRow)
@@ -1104,20 +1221,20 @@ class Store:
 
     def links(self) -> list[AlertLinkRow]:
         """Every link between alerts, oldest first."""
-        with Session(self.engine) as session, session.begin():
+        with self._reading() as session, session.begin():
             rows = list(session.exec(select(AlertLinkRow).order_by(col(AlertLinkRow.id))))
             session.expunge_all()
             return rows
 
     def incidents(self) -> list[IncidentRow]:
-        with Session(self.engine) as session, session.begin():
+        with self._reading() as session, session.begin():
             rows = list(session.exec(select(IncidentRow).order_by(col(IncidentRow.alert_id))))
             session.expunge_all()
             return rows
 
     def delivery_ref(self, alert_id: int, receiver: str) -> str | None:
         """The external reference of an alert's delivery to a receiver, once it was sent."""
-        with Session(self.engine) as session, session.begin():
+        with self._reading() as session, session.begin():
             return session.exec(
                 select(DeliveryRow.external_ref).where(
                     DeliveryRow.alert_id == alert_id,
@@ -1130,7 +1247,7 @@ class Store:
 
     def root_alert(self, alert_id: int) -> int:
         """The alert whose conversation `alert_id` is in: itself, or the parent it follows."""
-        with Session(self.engine) as session, session.begin():
+        with self._reading() as session, session.begin():
             return self._root(session, alert_id)
 
     def _root(self, session: Session, alert_id: int) -> int:
@@ -1164,7 +1281,7 @@ class Store:
 
     def ack_of(self, alert_id: int) -> AckRow | None:
         """The acknowledgement of the alert's conversation, if any."""
-        with Session(self.engine) as session, session.begin():
+        with self._reading() as session, session.begin():
             row = session.get(AckRow, self._root(session, alert_id))
             if row is not None:
                 session.expunge(row)
@@ -1173,7 +1290,7 @@ class Store:
     def alert_for_ref(self, ref: str) -> tuple[int, str] | None:
         """(alert id, receiver) of the message a receiver answered with `ref` (Slack
         "channel:ts"), e.g. for a reaction on that message; None when no delivery has it."""
-        with Session(self.engine) as session, session.begin():
+        with self._reading() as session, session.begin():
             found = session.exec(
                 select(DeliveryRow.alert_id, DeliveryRow.receiver)
                 .where(DeliveryRow.external_ref == ref, DeliveryRow.status == "sent")
@@ -1186,7 +1303,7 @@ class Store:
         `receiver`, or all when None) and who acknowledged its conversation."""
         from listener.config.model import LEVELS
 
-        with Session(self.engine) as session, session.begin():
+        with self._reading() as session, session.begin():
             query = (
                 select(AlertRow.level)
                 .join(AlertLinkRow, col(AlertLinkRow.alert_id) == col(AlertRow.id))
@@ -1251,7 +1368,7 @@ class Store:
             return int(counted[0])
 
     def source_states(self) -> list[CursorRow]:
-        with Session(self.engine) as session, session.begin():
+        with self._reading() as session, session.begin():
             rows = list(session.exec(select(CursorRow).order_by(CursorRow.key)))
             session.expunge_all()
             return rows
@@ -1286,7 +1403,7 @@ class Store:
         )
         if source is not None:
             query = query.where(col(PostAuthorRow.source) == source)
-        with Session(self.engine) as session, session.begin():
+        with self._reading() as session, session.begin():
             rows = session.exec(query).all()
         posts = complaints = praise = 0
         for labels_json in rows:
@@ -1300,7 +1417,7 @@ class Store:
 
     def posts_since(self, since: datetime) -> list[Post]:
         """Stored posts created at or after `since`, oldest first."""
-        with Session(self.engine) as session, session.begin():
+        with self._reading() as session, session.begin():
             rows = session.exec(
                 select(PostRow.data)
                 .where(
@@ -1328,7 +1445,7 @@ class Store:
             return int(result.rowcount or 0)
 
     def alert(self, alert_id: int) -> AlertRow | None:
-        with Session(self.engine) as session, session.begin():
+        with self._reading() as session, session.begin():
             row = session.get(AlertRow, alert_id)
             session.expunge_all()
             return row
@@ -1369,7 +1486,7 @@ class Store:
 
     def latest_feedback(self, alert_id: int) -> FeedbackRow | None:
         """The newest feedback on an alert, if any."""
-        with Session(self.engine) as session, session.begin():
+        with self._reading() as session, session.begin():
             row = session.exec(
                 select(FeedbackRow)
                 .where(FeedbackRow.alert_id == alert_id)
@@ -1381,7 +1498,7 @@ class Store:
 
     def feedback(self, since: datetime | None = None) -> list[FeedbackRow]:
         """The newest feedback row of each alert (only alerts created since `since`, if given)."""
-        with Session(self.engine) as session, session.begin():
+        with self._reading() as session, session.begin():
             query = select(FeedbackRow).order_by(col(FeedbackRow.alert_id), col(FeedbackRow.id))
             if since is not None:
                 query = query.join(AlertRow, col(AlertRow.id) == col(FeedbackRow.alert_id)).where(
@@ -1395,7 +1512,7 @@ class Store:
 
     def alerts_since(self, since: datetime) -> list[AlertRow]:
         """Alerts created at or after `since`, oldest first."""
-        with Session(self.engine) as session, session.begin():
+        with self._reading() as session, session.begin():
             rows = list(
                 session.exec(
                     select(AlertRow)
@@ -1410,7 +1527,7 @@ class Store:
 
     def due(self, now: datetime, limit: int = 100) -> list[DeliveryRow]:
         """Outbox rows that may be claimed now, oldest first."""
-        with Session(self.engine) as session, session.begin():
+        with self._reading() as session, session.begin():
             rows = list(
                 session.exec(
                     select(DeliveryRow)
@@ -1428,9 +1545,9 @@ class Store:
         sending, or it ended in an error of UNKNOWN_OUTCOME)."""
         with Session(self.engine) as session, session.begin():
             before = session.get(DeliveryRow, delivery_id)
-            unclear = before is not None and (
-                before.status == "sending" or (before.last_error or "").startswith(UNKNOWN_OUTCOME)
-            )
+            if before is None:
+                return None
+            was = (before.status, before.lease_until, before.last_error)
             result = session.exec(
                 update(DeliveryRow)
                 .where(DeliveryRow.id == delivery_id, _claimable(now))  # type: ignore[arg-type]
@@ -1442,44 +1559,200 @@ class Store:
             )
             if result.rowcount != 1:
                 return None
-            row = session.get(DeliveryRow, delivery_id)
-            assert row is not None
-            alert = session.get(AlertRow, row.alert_id)
-            assert alert is not None
-            return Claimed(
-                row.id or 0,
-                row.alert_id,
-                row.receiver,
-                row.attempts,
-                alert.message,
-                unclear=unclear,
-            )
+            return self._claimed(session, [(delivery_id, was)], now + lease)[0]
 
-    def mark_sent(self, delivery_id: int, ref: str | None, now: datetime) -> None:
-        self._finish(delivery_id, status="sent", external_ref=ref, sent_at=now, lease_until=None)
+    def claim_many(
+        self,
+        now: datetime,
+        lease: timedelta,
+        *,
+        per_receiver: int = 20,
+        receivers: int = 100,
+        skip: Iterable[str] = (),
+    ) -> list[Claimed]:
+        """Take the front of each receiver's queue for delivery in one transaction: up to
+        `per_receiver` rows of each of up to `receivers` receivers (not those in `skip`), in
+        queue order, all under one lease (`now + lease`). Oldest receiver first, each receiver's
+        rows in the order they must be sent.
 
-    def mark_retry(self, delivery_id: int, error: str, next_attempt_at: datetime) -> None:
-        self._finish(
-            delivery_id,
-            status="pending",
-            last_error=error[:1000],
-            next_attempt_at=next_attempt_at,
-            lease_until=None,
+        A receiver's front row must be claimable as `claim` would take it (due, and nothing
+        before it in the queue still pending or sending); the rows behind it come along while
+        each is due itself (pending and due, or sending with its lease run out), up to the first
+        that is not. Each row's claim is the same conditional UPDATE as `claim`'s (status
+        `sending`, the lease, one more attempt). No other worker can take a row behind a claimed
+        one (the queue rule sees the row before it `sending`), so a receiver's rows are sent by
+        one worker, in order. On PostgreSQL the front rows are read `FOR UPDATE SKIP LOCKED`
+        (two workers claiming at once split the receivers instead of waiting for each other)
+        and the rows behind them `FOR UPDATE`. What the worker does not try, it hands back
+        with `release`; what it tried, it records with `finish_many`. If it dies instead, the
+        rows come free when the lease runs out, each `unclear` (asked about before re-sent)."""
+        skipped = sorted(set(skip))
+        return _rerunning(
+            lambda: self._claim_many(now, lease, max(1, per_receiver), receivers, skipped)
         )
 
-    def mark_failed(self, delivery_id: int, error: str) -> None:
-        self._finish(delivery_id, status="failed", last_error=error[:1000], lease_until=None)
-
-    def _finish(self, delivery_id: int, **values: Any) -> None:
+    def _claim_many(
+        self, now: datetime, lease: timedelta, per_receiver: int, receivers: int, skip: list[str]
+    ) -> list[Claimed]:
+        postgres = self.engine.dialect.name == "postgresql"
+        until = now + lease
         with Session(self.engine) as session, session.begin():
-            session.exec(
-                update(DeliveryRow).where(DeliveryRow.id == delivery_id).values(**values)  # type: ignore[arg-type]
+            fronts = select(DeliveryRow).where(_claimable(now))
+            if skip:
+                fronts = fronts.where(col(DeliveryRow.receiver).not_in(skip))
+            fronts = fronts.order_by(col(DeliveryRow.id)).limit(receivers)
+            if postgres:
+                fronts = fronts.with_for_update(skip_locked=True)
+            taken: list[tuple[int, tuple[str, datetime | None, str | None]]] = []
+            for front in list(session.exec(fronts)):
+                rows = [front]
+                if per_receiver > 1:
+                    behind = (
+                        select(DeliveryRow)
+                        .where(
+                            col(DeliveryRow.receiver) == front.receiver,
+                            col(DeliveryRow.id) > front.id,
+                            col(DeliveryRow.status).in_(("pending", "sending")),
+                        )
+                        .order_by(col(DeliveryRow.id))
+                        .limit(per_receiver - 1)
+                    )
+                    if postgres:
+                        behind = behind.with_for_update()
+                    for row in list(session.exec(behind)):
+                        if not _due_itself(row, now):
+                            break  # it holds back the rest of the queue
+                        rows.append(row)
+                was = {row.id or 0: (row.status, row.lease_until, row.last_error) for row in rows}
+                ids = list(was)
+                first = session.exec(
+                    update(DeliveryRow)
+                    .where(col(DeliveryRow.id) == ids[0], _claimable(now))
+                    .values(status="sending", lease_until=until, attempts=DeliveryRow.attempts + 1)
+                )
+                if first.rowcount != 1:
+                    continue  # another worker took it after all
+                taken.append((ids[0], was[ids[0]]))
+                if len(ids) > 1:
+                    claimed = session.exec(
+                        update(DeliveryRow)
+                        .where(col(DeliveryRow.id).in_(ids[1:]), _claimable_itself(now))
+                        .values(
+                            status="sending", lease_until=until, attempts=DeliveryRow.attempts + 1
+                        )
+                        .returning(col(DeliveryRow.id))
+                    )
+                    got = {int(row_id) for (row_id,) in claimed}
+                    for row_id in ids[1:]:
+                        if row_id not in got:
+                            break  # (not possible while these rows are locked) the rest waits
+                        taken.append((row_id, was[row_id]))
+                    # A row after a gap must not be sent before the one in the gap: undo it.
+                    taken_ids = {row_id for row_id, _ in taken}
+                    for row_id in ids[1:]:
+                        if row_id in got and row_id not in taken_ids:
+                            self._undo(session, row_id, was[row_id], None)
+            if not taken:
+                return []
+            return self._claimed(session, taken, until)
+
+    def _claimed(
+        self,
+        session: Session,
+        taken: Sequence[tuple[int, tuple[str, datetime | None, str | None]]],
+        until: datetime,
+    ) -> list[Claimed]:
+        """The Claimed of rows just claimed (ids with their status, lease and error before),
+        in that order, with their alerts' messages."""
+        ids = [row_id for row_id, _ in taken]
+        found: dict[int, tuple[int, str, int, str]] = {}
+        for chunk in self._chunks(ids):
+            for row, message in session.exec(
+                select(DeliveryRow, AlertRow.message)
+                .join(AlertRow, col(AlertRow.id) == col(DeliveryRow.alert_id))
+                .where(col(DeliveryRow.id).in_(chunk))
+                .execution_options(populate_existing=True)  # as updated, not as first read
+            ):
+                found[row.id or 0] = (row.alert_id, row.receiver, row.attempts, message)
+        claims = []
+        for row_id, (status, lease_until, last_error) in taken:
+            alert_id, receiver, attempts, message = found[row_id]
+            unclear = status == "sending" or (last_error or "").startswith(UNKNOWN_OUTCOME)
+            claims.append(
+                Claimed(
+                    row_id,
+                    alert_id,
+                    receiver,
+                    attempts,
+                    message,
+                    unclear=unclear,
+                    lease_until=until,
+                    was_status=status,
+                    was_lease_until=lease_until,
+                )
             )
+        return claims
+
+    def release(self, claims: Iterable[Claimed]) -> int:
+        """Hand back claimed rows that were not tried (a receiver that answered "not now", a
+        stop, a lease running short): each as it was before the claim (status, lease, attempts),
+        if this claim still holds it. Returns how many were handed back."""
+        return self.finish_many((), release=claims)
+
+    def finish_many(self, outcomes: Iterable[Outcome], release: Iterable[Claimed] = ()) -> int:
+        """Record what became of claimed rows (sent, to retry, failed), and hand back the
+        `release`d ones (as `release` does), in one transaction. Returns how many were handed
+        back."""
+        done = list(outcomes)
+        back = list(release)
+        if not done and not back:
+            return 0
+        with Session(self.engine) as session, session.begin():
+            for outcome in done:
+                session.exec(
+                    update(DeliveryRow)
+                    .where(col(DeliveryRow.id) == outcome.delivery_id)
+                    .values(**outcome.values())
+                )
+            released = 0
+            for claimed in back:
+                was = (claimed.was_status, claimed.was_lease_until, None)
+                released += self._undo(session, claimed.delivery_id, was, claimed.attempts)
+            return released
+
+    def _undo(
+        self,
+        session: Session,
+        delivery_id: int,
+        was: tuple[str, datetime | None, str | None],
+        attempts: int | None,
+    ) -> int:
+        """Put a row this transaction (or a claim whose attempt count was `attempts`) set
+        `sending` back as it was; 1 if it did."""
+        status, lease_until, _ = was
+        where = [col(DeliveryRow.id) == delivery_id, col(DeliveryRow.status) == "sending"]
+        if attempts is not None:  # still ours: nobody claimed it since (after our lease ran out)
+            where.append(col(DeliveryRow.attempts) == attempts)
+        result = session.exec(
+            update(DeliveryRow)
+            .where(*where)
+            .values(status=status, lease_until=lease_until, attempts=DeliveryRow.attempts - 1)
+        )
+        return int(result.rowcount or 0)
+
+    def mark_sent(self, delivery_id: int, ref: str | None, now: datetime) -> None:
+        self.finish_many([Outcome.sent(delivery_id, ref, now)])
+
+    def mark_retry(self, delivery_id: int, error: str, next_attempt_at: datetime) -> None:
+        self.finish_many([Outcome.retry(delivery_id, error, next_attempt_at)])
+
+    def mark_failed(self, delivery_id: int, error: str) -> None:
+        self.finish_many([Outcome.failed(delivery_id, error)])
 
     def next_due_at(self) -> datetime | None:
         """When the earliest undelivered row becomes claimable (None when nothing is left):
         only the first row of each receiver's queue counts, as the rows behind it wait for it."""
-        with Session(self.engine) as session, session.begin():
+        with self._reading() as session, session.begin():
             pending = session.exec(
                 select(func.min(DeliveryRow.next_attempt_at)).where(
                     DeliveryRow.status == "pending", ~_waiting_before(DeliveryRow)
@@ -1496,7 +1769,7 @@ class Store:
     def due_digests(self, now: datetime, limit: int = 100) -> list[DigestRow]:
         """Digests that may be claimed now: due, not waiting out a retry, or whose lease ran
         out mid-send; oldest due first."""
-        with Session(self.engine) as session, session.begin():
+        with self._reading() as session, session.begin():
             rows = list(
                 session.exec(
                     select(DigestRow)
@@ -1583,7 +1856,7 @@ class Store:
 
     def digests(self, status: str | None = None) -> list[DigestRow]:
         """Digests, oldest first (only those with `status`, when given)."""
-        with Session(self.engine) as session, session.begin():
+        with self._reading() as session, session.begin():
             query = select(DigestRow).order_by(col(DigestRow.id))
             if status is not None:
                 query = query.where(DigestRow.status == status)
@@ -1593,7 +1866,7 @@ class Store:
 
     def digest_sizes(self) -> dict[int, int]:
         """digest id → how many alerts it holds."""
-        with Session(self.engine) as session, session.begin():
+        with self._reading() as session, session.begin():
             rows = session.exec(
                 select(DigestItemRow.digest_id, func.count()).group_by(col(DigestItemRow.digest_id))
             ).all()
@@ -1608,6 +1881,9 @@ class Store:
         from listener.spikes import PARENT_TEXT_MAX
 
         escalated = called_off = 0
+        with self._reading() as session, session.begin():  # mostly nothing: no write lock
+            if not session.exec(select(_any_escalation_due(now))).one():
+                return 0, 0
         with Session(self.engine) as session, session.begin():
             due = list(  # rows another process is escalating now are its, and skipped
                 session.exec(
@@ -1651,20 +1927,20 @@ class Store:
         return escalated, called_off
 
     def escalations(self) -> list[EscalationRow]:
-        with Session(self.engine) as session, session.begin():
+        with self._reading() as session, session.begin():
             rows = list(session.exec(select(EscalationRow).order_by(col(EscalationRow.alert_id))))
             session.expunge_all()
             return rows
 
     def outbox_counts(self) -> dict[str, int]:
-        with Session(self.engine) as session, session.begin():
+        with self._reading() as session, session.begin():
             rows = session.exec(
                 select(DeliveryRow.status, func.count()).group_by(DeliveryRow.status)
             ).all()
         return {status: count for status, count in rows}
 
     def deliveries(self) -> list[DeliveryRow]:
-        with Session(self.engine) as session, session.begin():
+        with self._reading() as session, session.begin():
             rows = list(session.exec(select(DeliveryRow).order_by(DeliveryRow.id)))  # type: ignore[arg-type]
             session.expunge_all()
             return rows
@@ -2027,10 +2303,22 @@ def _claimable(now: datetime) -> ColumnElement[bool]:
     """Due now, and first in its receiver's queue: alerts reach each receiver in order, so a
     row waiting out a Retry-After holds back the rows behind it for the same receiver. Rows
     sent, failed or silenced are done: they hold nothing back."""
+    return and_(_claimable_itself(now), ~_waiting_before(DeliveryRow))
+
+
+def _claimable_itself(now: datetime) -> ColumnElement[bool]:
+    """Due now, whatever is before it in the queue: pending and due, or its lease ran out."""
     row = DeliveryRow
     pending = and_(col(row.status) == "pending", col(row.next_attempt_at) <= now)
     expired = and_(col(row.status) == "sending", col(row.lease_until) < now)
-    return and_(or_(pending, expired), ~_waiting_before(row))
+    return or_(pending, expired)
+
+
+def _due_itself(row: DeliveryRow, now: datetime) -> bool:
+    """`_claimable_itself` of a row read."""
+    if row.status == "pending":
+        return _utc(row.next_attempt_at) <= now
+    return row.status == "sending" and row.lease_until is not None and _utc(row.lease_until) < now
 
 
 def _waiting_before(row: type[DeliveryRow]) -> ColumnElement[bool]:
@@ -2041,6 +2329,11 @@ def _waiting_before(row: type[DeliveryRow]) -> ColumnElement[bool]:
         col(earlier.id) < col(row.id),
         col(earlier.status).in_(("pending", "sending")),
     )
+
+
+def _any_escalation_due(now: datetime) -> ColumnElement[bool]:
+    row = EscalationRow
+    return exists().where(col(row.status) == "pending", col(row.due_at) <= now)
 
 
 def _digest_claimable(now: datetime) -> ColumnElement[bool]:
