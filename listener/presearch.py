@@ -35,7 +35,8 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from itertools import islice
 from typing import Any
 
 import ahocorasick
@@ -43,12 +44,12 @@ from rapidfuzz import fuzz
 
 from listener.branch import GENERIC_NAME_WORDS
 from listener.match import SearchMatcher, handle_local, normal_handle
-from listener.query.evaluate import SHORT_TERM, Compiled
+from listener.query.evaluate import JOINED_SHARE, SHORT_TERM, Compiled
 from listener.query.syntax import key
 from listener.text import fold
 
-#: How many distinct tokens (and folded words) `Presearcher.candidates` remembers before it
-#: starts over.
+#: How many distinct tokens (and folded words) `Presearcher.candidates` remembers; when full,
+#: it forgets the oldest down to half.
 WORDS_REMEMBERED = 200_000
 
 
@@ -183,6 +184,8 @@ def term_needs(c: Compiled, threshold: float) -> TermNeeds | None:
         instead = _fuzzy_need(joined, threshold)
         if instead is None:
             return None
+        shortest = math.ceil(JOINED_SHARE * len(joined) - 1e-9)  # as `_fuzzy_hits` requires
+        instead = replace(instead, shortest=max(instead.shortest, shortest))
     return TermNeeds(tuple(needs), instead)
 
 
@@ -223,11 +226,12 @@ def search_needs(matcher: SearchMatcher) -> list[TermNeeds] | None:
     return out
 
 
-def _commonness(need: Need) -> tuple[bool, int]:
-    """How often a need is likely met, for ordering: a generic word of library names or a
-    word of three letters or fewer first, then the shorter the commoner."""
+def _commonness(need: Need) -> tuple[bool, bool, int]:
+    """How often a need is likely met, for ordering: a generic word of library names first
+    ('bibliotheek' of 'DOK bibliotheek' is met far more often than 'dok'), then a word of three
+    letters or fewer, then the shorter the commoner."""
     target = need.target or max(need.keys, key=len)
-    return (target in GENERIC_NAME_WORDS or len(target) <= 3, -len(target))
+    return (target in GENERIC_NAME_WORDS, len(target) <= 3, -len(target))
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +239,13 @@ class _Term:
     every: frozenset[int]  # need ids
     instead: int | None
     searches: frozenset[int]
+
+
+def _forget_the_oldest(memory: dict[str, frozenset[int]]) -> None:
+    """Drop the longest-kept entries (dicts keep insertion order) until half of
+    WORDS_REMEMBERED is left: everyday words come back at once, the rest is not missed."""
+    for token in list(islice(memory, max(0, len(memory) - WORDS_REMEMBERED // 2))):
+        del memory[token]
 
 
 class Presearcher:
@@ -290,6 +301,7 @@ class Presearcher:
         self._automaton: Any = None
         # A key's fuzzy needs by the length of their word: a post word is compared only with
         # words of lengths the lowest threshold lets it be close to (`Need.shortest/longest`).
+        self._digits = any(ch.isdigit() for text in by_text for ch in text)
         shares = [(n.threshold - 1e-3) / 100 for n in need_ids if n.check == FUZZY]
         self._share = max(min(shares, default=1.0), 1e-6)
         if by_text:
@@ -323,11 +335,11 @@ class Presearcher:
         try:
             met: set[int] = set().union(*map(memory.__getitem__, tokens))
         except KeyError:
-            new = {token for token in tokens if token not in memory}
+            new = [token for token in dict.fromkeys(tokens) if token not in memory]
             if max(len(memory) + len(new), len(self._folded)) > WORDS_REMEMBERED:
-                memory.clear()  # start over (before, so this post's tokens all stay)
-                self._folded.clear()
-                new = set(tokens)
+                _forget_the_oldest(memory)  # before, so this post's tokens all stay
+                _forget_the_oldest(self._folded)
+                new = [token for token in dict.fromkeys(tokens) if token not in memory]
             for token in new:
                 memory[token] = self._token(token)
             met = set().union(*map(memory.__getitem__, tokens))
@@ -360,8 +372,8 @@ class Presearcher:
     def _word(self, word: str) -> frozenset[int]:
         """The needs one folded word meets."""
         met: set[int] = set()
-        if self._automaton is None:
-            return frozenset()
+        if self._automaton is None or (word.isdigit() and not self._digits):
+            return frozenset()  # no key has a digit: '280400' meets nothing
         tried: set[int] = set()
         size, share = len(word), self._share
         lengths = range(

@@ -770,3 +770,27 @@ def test_a_text_scanned_twice_in_a_row_is_read_once(
     gazetteer.scan("iets anders in Amersfoort")
     assert [m.place.name for m in gazetteer.find_in_text(text)] == ["Leusden"]
     assert scans == [text, "iets anders in Amersfoort", text]
+
+
+def test_a_profile_location_is_read_once_and_a_bounded_number_are_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import listener.geo.gazetteer as module
+
+    gazetteer = default_gazetteer()
+    monkeypatch.setattr(gazetteer, "_profiles", {})
+    monkeypatch.setattr(module, "PROFILES_REMEMBERED", 2)
+    scans: list[str] = []
+    real = Gazetteer._scan
+    monkeypatch.setattr(
+        Gazetteer, "_scan", lambda self, text, **kw: scans.append(text) or real(self, text, **kw)
+    )
+    found = gazetteer.lookup("Leusden, NL")
+    assert found is not None and found.place.name == "Leusden"
+    assert gazetteer.lookup("Leusden, NL") == found and gazetteer.region("Leusden, NL") is None
+    assert scans == ["Leusden, NL"]
+    region = gazetteer.region("Twente")
+    assert region is not None and region.written == "Twente"
+    gazetteer.lookup("Zwolle")
+    assert "Leusden, NL" not in gazetteer._profiles  # the oldest went first
+    assert gazetteer.lookup("Leusden, NL") == found and len(gazetteer._profiles) == 2

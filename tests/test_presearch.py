@@ -200,17 +200,20 @@ def test_the_fast_path_decides_generated_national_posts_as_the_reference_path(
     assert same_decisions(config_path, posts) > 0
 
 
-def test_the_word_memory_starts_over_when_full_and_still_answers(
+def test_the_word_memory_forgets_its_oldest_when_full_and_still_answers(
     presearch: tuple[Classifier, Presearcher], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import listener.presearch
 
     classifier, presearcher = presearch
-    monkeypatch.setattr(listener.presearch, "WORDS_REMEMBERED", 3)
+    monkeypatch.setattr(listener.presearch, "WORDS_REMEMBERED", 4)
     for text in ("een twee drie vier", "vijf zes zeven acht negen tien"):
         presearcher.candidates(text)
-    found = ids(classifier, "elf twaalf de bieb dertien veertien")
-    assert "de-bieb" in found and len(presearcher._words) <= 6
+    last = "elf twaalf de bieb dertien veertien"
+    found = ids(classifier, last)
+    assert "de-bieb" in found
+    assert "een" not in presearcher._words and "tien" in presearcher._words  # the oldest went
+    assert set(last.split()) <= set(presearcher._words) and len(presearcher._words) <= 2 + 6
 
 
 TRICKY = "abcijIJ019 .,!?#@'-/:\n\téÉßﬁ½😡\u0301\u200bİøÖĳĲ中ـ\u00a0…’\u2028\u3000\x85ǈﬀ㎏"

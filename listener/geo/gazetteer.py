@@ -75,6 +75,7 @@ def _wordset(text: str) -> frozenset[str]:
 
 
 MAX_WORDS = 4
+PROFILES_REMEMBERED = 20_000  # profile locations whose reading `Gazetteer.lookup` keeps
 FUZZY_MIN_LETTERS = 6
 FUZZY_LENGTH_SLACK = 2
 FUZZY_THRESHOLD = 88.0
@@ -423,6 +424,7 @@ class Gazetteer:
             first, *rest = key.split(" ")
             self._longest[first] = min(MAX_WORDS, max(self._longest.get(first, 0), 1 + len(rest)))
         self._last_scan: tuple[str, Scan] | None = None
+        self._profiles: dict[str, Scan] = {}
 
     @classmethod
     def load(cls, path: Path | None = None, abbreviations: Path | None = None) -> Gazetteer:
@@ -473,13 +475,23 @@ class Gazetteer:
 
     def lookup(self, location: str) -> PlaceMention | None:
         """The place a free-text profile location names ('Utrecht, NL'), or None."""
-        found = self._scan(location, profile=True).places
+        found = self._profile(location).places
         return next((m for m in found if m.negation is None), None)
 
     def region(self, location: str) -> RegionMention | None:
         """The province, region or country a profile location names ('Twente'), or None."""
-        found = self._scan(location, profile=True).regions
+        found = self._profile(location).regions
         return found[0] if found else None
+
+    def _profile(self, location: str) -> Scan:
+        """A profile location's scan, remembered (PROFILES_REMEMBERED, the oldest forgotten
+        first): an author writes the same one on every post."""
+        found = self._profiles.get(location)
+        if found is None:
+            if len(self._profiles) >= PROFILES_REMEMBERED:
+                del self._profiles[next(iter(self._profiles))]
+            found = self._profiles[location] = self._scan(location, profile=True)
+        return found
 
     # -- matching ------------------------------------------------------------------------------
 

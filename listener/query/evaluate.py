@@ -46,6 +46,9 @@ from listener.query.syntax import (
 from listener.text import strip_accents
 
 SHORT_TERM = 4  # folded terms this short or shorter must match exactly
+# A word standing for a phrase written as one word ('#BibliotheekEemlnd') has at least this
+# share of its letters: 'bibliotheek' is close to 'bibliotheekede' but stands for no phrase.
+JOINED_SHARE = 0.9
 NEAR_MISS_MARGIN = 12  # fuzzy scores this far under the threshold are near-misses
 PREFIX_KEY = 2  # wildcards are indexed by their first letters ('ij' folds to 'y', so 2, not 3)
 _TOKEN = re.compile(r"([#@]?)([0-9a-z]+)|([^\x00-\x7f])")  # words, and what may be emoji
@@ -636,7 +639,7 @@ def _fuzzy_hits(
     if size > 1:  # the phrase written as one word: '#BibliotheekEemlnd'
         covered = {i for h in hits for i in range(h.start, h.end)}
         for word, score in close_words.get(c.joined, {}).items():
-            if len(word) < 0.9 * len(c.joined):
+            if len(word) < JOINED_SHARE * len(c.joined):
                 continue
             for i in tokens.at[word]:
                 if i in covered:

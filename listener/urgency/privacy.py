@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import phonenumbers
 
@@ -116,17 +117,21 @@ def iban_valid(value: str) -> bool:
     return int(digits) % 97 == 1
 
 
-def _after_words(text: str, words: list[str], kind: str, least: int, most: int) -> Iterable[Found]:
-    """A number of `least`-`most` digits within a few words after one of `words`."""
-    if not words:
-        return
+@lru_cache(maxsize=64)
+def _after_pattern(words: tuple[str, ...], least: int, most: int) -> re.Pattern[str]:
     names = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
-    pattern = re.compile(
+    return re.compile(
         rf"\b(?:{names})\b(?:\W+(?:is|was|nummer|nr|number|:)){{0,2}}\W+"
         + _NUMBER % (least - 1, most - 1),
         re.IGNORECASE,
     )
-    for m in pattern.finditer(text):
+
+
+def _after_words(text: str, words: list[str], kind: str, least: int, most: int) -> Iterable[Found]:
+    """A number of `least`-`most` digits within a few words after one of `words`."""
+    if not words:
+        return
+    for m in _after_pattern(tuple(words), least, most).finditer(text):
         digits = re.sub(r"\D", "", m.group(1))
         if least <= len(digits) <= most:
             yield Found(kind, m.start(1), m.end(1))
