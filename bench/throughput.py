@@ -32,7 +32,10 @@ the timed stretches, so only `Classifier.decide` is on the clock):
   distance (from the post's coordinates, else the first capitalised word the gazetteer knows,
   else the profile location). The ratios are classifier / naive and classifier / reference on
   the same posts; the number of posts the fast and the reference path decide differently
-  (organisation or branch) is printed too.
+  (organisation or branch) is printed too. The subsample is a fraction of a second of the
+  classifier's time, too short to time it well, so the ratio held against the target is the
+  national rate (the same generator, 100 times the posts) over the naive rate; the subsample's
+  own ratio is printed beside it.
 - **scaling**: posts/s at 10, 100 and 1,000 branches (10 organisations, their natural ~90
   terms) and at 50, 500 and 5,000 terms (10 organisations, 100 branches), on `--scale-posts`
   posts each (20,000, capped at `--scale-budget` seconds) after a warm-up of
@@ -368,9 +371,9 @@ def run(args: argparse.Namespace, folder: Path) -> None:
         row("  presearch=False (reference path)", "n/a", "no such flag")
     row("  naive (partial_ratio × terms, geodesic)", f"{naive.rate:,.1f} posts/s")
     row("  naive: posts about an organisation", f"{naive.matched:,}", f"listener {fast.matched:,}")
-    ratio = fast.rate / naive.rate if naive.rate else 0.0
-    row("  classifier / naive", f"{ratio:,.0f}×", "≥ 100×", met(ratio >= 100))
-    row("  national rate / naive", f"{whole.rate / naive.rate:,.0f}×" if naive.rate else "-")
+    row("  subsample classifier / naive", f"{fast.rate / naive.rate:,.0f}×" if naive.rate else "-")
+    ratio = whole.rate / naive.rate if naive.rate else 0.0
+    row("  classifier / naive (national rate)", f"{ratio:,.0f}×", "≥ 100×", met(ratio >= 100))
     print()
     print(
         f"{'scaling (10 organisations)':<28} {'terms':>6} {'build':>8} {'warm-up/s':>10} "

@@ -242,10 +242,10 @@ class Classifier:
         the post was written); `history` looks up the author's earlier posts about the
         organisation (the daemon's store; None offline); `metrics` times the stages."""
         stages = StageTimer(metrics)
-        decision = Decision(post_id=post.id)
         with stages.stage("match"):
             matchers = self.candidates(post.text)
             text = Text.of(post.text) if matchers else None
+        decision = Decision(post_id=post.id)
         if text is None:
             stages.observe()
             return decision

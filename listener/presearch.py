@@ -270,6 +270,7 @@ class Presearcher:
                 instead = need_id(term.instead) if term.instead is not None else None
                 by_needs.setdefault((every, instead), set()).add(index)
         self.always = frozenset(always)
+        self._always = sorted(always)
         self.needs = len(need_ids)
         self._terms = [_Term(e, i, frozenset(s)) for (e, i), s in by_needs.items()]
         # A term is looked at when the post meets its least common need (it needs them all)
@@ -346,6 +347,8 @@ class Presearcher:
         if self._emoji is not None and not raw.isascii():
             for emoji in self._emoji.findall(raw):
                 met |= self._by_emoji[emoji]
+        if not met:
+            return self._always[:]  # most posts: no need met
         found = set(self.always)
         if met:
             seen: set[int] = set()
