@@ -350,16 +350,15 @@ class Presearcher:
         if not met:
             return self._always[:]  # most posts: no need met
         found = set(self.always)
-        if met:
-            seen: set[int] = set()
-            for n in met:
-                for t in self._terms_of.get(n, ()):
-                    if t in seen:
-                        continue
-                    seen.add(t)
-                    term = self._terms[t]
-                    if term.every <= met or (term.instead is not None and term.instead in met):
-                        found |= term.searches
+        seen: set[int] = set()
+        for n in met:
+            for t in self._terms_of.get(n, ()):
+                if t in seen:
+                    continue
+                seen.add(t)
+                term = self._terms[t]
+                if term.every <= met or (term.instead is not None and term.instead in met):
+                    found |= term.searches
         return sorted(found)
 
     def _token(self, token: str) -> frozenset[int]:

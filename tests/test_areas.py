@@ -159,17 +159,21 @@ def test_a_point_just_outside_a_radius_is_a_near_miss_and_one_far_outside_is_not
     assert index.near_misses(AMERSFOORT[0], AMERSFOORT[1]) == []  # inside is no miss
 
 
-def test_the_work_per_point_does_not_grow_with_the_number_of_areas(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    measured: list[int] = []
+@pytest.fixture
+def measured(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """One entry per geodesic distance the index measures from now on."""
+    found: list[int] = []
     real_km = areas_module._km
 
     def counting_km(point: tuple[float, float], area: Area) -> float:
-        measured.append(1)
+        found.append(1)
         return real_km(point, area)
 
     monkeypatch.setattr(areas_module, "_km", counting_km)
+    return found
+
+
+def test_the_work_per_point_does_not_grow_with_the_number_of_areas(measured: list[int]) -> None:
     counts = {}
     for size in (10, 100, 1000):
         index = AreaIndex(random_areas(size))
@@ -185,16 +189,8 @@ def test_the_work_per_point_does_not_grow_with_the_number_of_areas(
 
 
 def test_an_index_measures_a_point_once_and_remembers_a_bounded_number(
-    monkeypatch: pytest.MonkeyPatch,
+    measured: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    measured: list[int] = []
-    real_km = areas_module._km
-
-    def counting_km(point: tuple[float, float], area: Area) -> float:
-        measured.append(1)
-        return real_km(point, area)
-
-    monkeypatch.setattr(areas_module, "_km", counting_km)
     monkeypatch.setattr(areas_module, "MEMO_POINTS", 50)
     index = AreaIndex(random_areas(100))
     points = random_points(40)

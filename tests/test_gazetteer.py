@@ -727,24 +727,24 @@ TRICKY = "abcXYZ019 .,!?#@'-/:\n\téÉßﬁ½😡\u0301\u200bİøÖĳĲ中ـ\u00
 
 
 def _tokens_char_by_char(text: str) -> list[object]:
-    """The words of `fold(text)` as the tokenizer found them before it read runs: one character
-    at a time, each folded as `fold` would."""
+    """The words of `fold(text)` found the plain way: every character folded as `fold` would,
+    each folded piece kept with the index of its character, and a word a maximal stretch of
+    pieces that are not a space, ending where the next space piece's character stands."""
+    from itertools import groupby
+
     from listener.geo.gazetteer import _LINK, _fold_char, _word
 
     links = [m.span() for m in _LINK.finditer(text)]
+    pieces = [(i, p) for i, ch in enumerate(text) for p in _fold_char(ch)] + [(len(text), " ")]
     out: list[object] = []
-    current: list[str] = []
-    start = 0
-    for index, ch in enumerate([*text, " "]):
-        for piece in _fold_char(ch):
-            if piece != " ":
-                if not current:
-                    start = index
-                current.append(piece)
-            elif current:
-                previous_end = out[-1].end if out else 0  # type: ignore[attr-defined]
-                out.append(_word(text, "".join(current), start, index, links, previous_end))
-                current = []
+    for spaced, stretch in groupby(enumerate(pieces), key=lambda item: item[1][1] == " "):
+        if spaced:
+            continue
+        run = list(stretch)
+        after = pieces[run[-1][0] + 1][0]  # the character of the space piece that ends it
+        previous_end = out[-1].end if out else 0  # type: ignore[attr-defined]
+        folded = "".join(p for _, (_, p) in run)
+        out.append(_word(text, folded, run[0][1][0], after, links, previous_end))
     return out
 
 
