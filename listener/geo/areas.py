@@ -48,6 +48,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy
 import shapely
 from geographiclib.geodesic import Geodesic
 from rapidfuzz import fuzz, process
@@ -109,6 +110,8 @@ class AreaIndex:
         self._tree = shapely.STRtree([_envelope(a, 1.0, 0.0) for a in self.areas])
         self._points = shapely.STRtree([Point(a.lon, a.lat) for a in self.areas])
         self._max_abs_lat = max((abs(a.lat) for a in self.areas), default=0.0)
+        self._lats = numpy.radians([a.lat for a in self.areas])  # for estimates in bulk
+        self._lons = numpy.radians([a.lon for a in self.areas])
         self._near_trees: dict[float, Any] = {}
         self._memo: dict[tuple[float, float], dict[tuple[str, float], Any]] = {}
         for area in self.areas:
@@ -202,14 +205,12 @@ class AreaIndex:
         highest = min(89.0, max(abs(lat), self._max_abs_lat) + bound_km / MIN_KM_PER_DEGREE)
         degrees = bound_km / (MIN_KM_PER_DEGREE * math.cos(math.radians(highest)))
         found = self._points.query(point, predicate="dwithin", distance=degrees * _BOX_PAD)
-        rough = sorted(
-            ((_rough_km(lat, lon, a), a) for a in (self.areas[int(i)] for i in found)),
-            key=lambda pair: pair[0],
-        )
+        estimates = _rough_km_many(lat, lon, self._lats[found], self._lons[found])
         best: BranchHit | None = None
-        for estimate, area in rough:
-            if best is not None and estimate / _ROUGH_MARGIN > best.distance_km:
+        for at in numpy.argsort(estimates, kind="stable"):
+            if best is not None and estimates[at] / _ROUGH_MARGIN > best.distance_km:
                 break  # this one and all after it are further than the best
+            area = self.areas[int(found[at])]
             hit = BranchHit(area, _km((lat, lon), area))
             if best is None or _order(hit) < _order(best):
                 best = hit
@@ -281,6 +282,16 @@ def _rough_km(lat: float, lon: float, area: Area) -> float:
     dphi, dlmb = phi2 - phi1, math.radians(area.lon - lon)
     h = math.sin(dphi / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(dlmb / 2) ** 2
     return 2 * MEAN_EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
+
+
+def _rough_km_many(lat: float, lon: float, lats: Any, lons: Any) -> Any:
+    """`_rough_km` from one point to many (latitudes and longitudes in radians, numpy)."""
+    phi1, lmb1 = math.radians(lat), math.radians(lon)
+    h = (
+        numpy.sin((lats - phi1) / 2) ** 2
+        + math.cos(phi1) * numpy.cos(lats) * numpy.sin((lons - lmb1) / 2) ** 2
+    )
+    return 2 * MEAN_EARTH_RADIUS_KM * numpy.arcsin(numpy.minimum(1.0, numpy.sqrt(h)))
 
 
 def _order(hit: BranchHit) -> tuple[float, str, str]:

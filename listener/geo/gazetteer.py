@@ -59,10 +59,11 @@ import io
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import NamedTuple
 
 from rapidfuzz import fuzz, process
 
@@ -329,16 +330,17 @@ class _Entry:
     needs: int  # SUPPORT_NONE, SUPPORT_CAPITAL or SUPPORT_CONTEXT
 
 
-@dataclass(frozen=True, slots=True)
-class _Word:
+class _Word(NamedTuple):
+    """A word of a text (a named tuple: a text has dozens, made per scan)."""
+
     text: str  # folded
     start: int  # character offsets in the original text
     end: int
     upper: bool  # first letter is a capital
     capitalised: bool  # first letter a capital and the word not all capitals
     in_link: bool
-    source: str = field(repr=False)  # the original text
-    previous_end: int = 0  # where the word before it ends
+    source: str  # the original text
+    previous_end: int  # where the word before it ends
 
     @property
     def sentence_start(self) -> bool:
@@ -861,15 +863,14 @@ def _tokens(text: str) -> list[_Word]:
 def _word(
     text: str, folded: str, start: int, end: int, links: list[tuple[int, int]], previous_end: int
 ) -> _Word:
-    raw = text[start:end]
-    upper = raw[:1].isupper()
+    upper = text[start].isupper()
     return _Word(
         folded,
         start,
         end,
         upper,
-        upper and not _shouted(raw),
-        any(a <= start < b for a, b in links),
+        upper and not _shouted(text[start:end]),
+        bool(links) and any(a <= start < b for a, b in links),
         text,
         previous_end,
     )
