@@ -277,6 +277,8 @@ class SearchMatcher:
         self.exclude = [(e, fold(e)) for e in search.exclude if fold(e)]
         self.sense_cues = [(c, c) for c in SENSE_CUES]
         self.sense_cues += [(c, fold(c)) for c in search.sense_cues if fold(c)]
+        self._excluded = _any_phrase([f for _, f in self.exclude])
+        self._other_sense = _any_phrase([f for _, f in self.sense_cues])
         self.handle_keys: dict[str, str] = {}
         if search.kind == "brand" and org is not None:
             for handle in org.handles:
@@ -393,14 +395,25 @@ class SearchMatcher:
         return f"{where}: '{written}' → {term.kind} '{term.text}' ({how})"
 
     def _rejection(self, text: Text) -> str | None:
-        for original, folded in self.exclude:
-            if text.has(folded):
-                return f"excluded by '{original}'"
-        if self.search.kind == "local":
+        """The first `exclude` phrase the text has, else (local searches) the first cue of
+        another sense; one pattern tells first whether there is any."""
+        if self._excluded is not None and self._excluded.search(text.padded):
+            for original, folded in self.exclude:
+                if text.has(folded):
+                    return f"excluded by '{original}'"
+        other = self._other_sense if self.search.kind == "local" else None
+        if other is not None and other.search(text.padded):
             for original, folded in self.sense_cues:
                 if text.has(folded):
                     return f"another sense of the word ('{original}')"
         return None
+
+
+def _any_phrase(phrases: Sequence[str]) -> re.Pattern[str] | None:
+    """A pattern finding any of some folded phrases as whole words in `Text.padded`."""
+    if not phrases:
+        return None
+    return re.compile("(?= (?:" + "|".join(re.escape(p) for p in phrases) + ") )")
 
 
 def _plain(text: str) -> QueryTerm | None:

@@ -208,13 +208,17 @@ def test_an_index_measures_a_point_once_and_remembers_a_bounded_number(
     assert index.nearest(*points[0]) == first[0][1] and measured  # measured anew, the same
 
 
-def test_distances_are_geopys_to_the_last_bit() -> None:
+def test_distances_and_destinations_are_geopys_to_a_micrometre() -> None:
     geopys = ELLIPSOIDS["WGS-84"]
     assert (geopys[0], geopys[2]) == areas_module.WGS84_KM
     pairs = zip(random_points(300), random_points(300, seed=3), strict=True)
     for (lat1, lon1), (lat2, lon2) in pairs:
         expected = geodesic((lat1, lon1), (lat2, lon2)).km
-        assert areas_module.distance_km(lat1, lon1, lat2, lon2) == expected
+        assert areas_module.distance_km(lat1, lon1, lat2, lon2) == pytest.approx(expected, abs=1e-9)
+    for bearing in range(0, 360, 15):
+        there = geodesic(kilometers=12.5).destination(AMERSFOORT, bearing)
+        lat, lon = areas_module._destination(AMERSFOORT[0], AMERSFOORT[1], bearing, 12.5)
+        assert (lat, lon) == pytest.approx((there.latitude, there.longitude), abs=1e-11)
 
 
 # -- polygons ----------------------------------------------------------------------------------

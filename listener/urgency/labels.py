@@ -289,7 +289,8 @@ def _spam_shape(raw: str) -> list[str]:
     tags = _HASHTAG.findall(raw)
     if len(tags) >= 4:
         cues.append(f"{len(tags)} hashtags")
-    rest = fold(_MENTION.sub(" ", _HASHTAG.sub(" ", _URL.sub(" ", raw))))
-    if _URL.search(raw) and len(rest.split()) <= 2:
-        cues.append("only a link")
+    if _URL.search(raw):
+        rest = fold(_MENTION.sub(" ", _HASHTAG.sub(" ", _URL.sub(" ", raw))))
+        if len(rest.split()) <= 2:
+            cues.append("only a link")
     return cues
