@@ -314,7 +314,8 @@ class Presearcher:
                     if n.check == FUZZY:
                         by_length.setdefault(len(n.target), []).append((i, n))
                 lengths = {size: tuple(found) for size, found in by_length.items()}
-                self._automaton.add_word(text, (plain, lengths))
+                fuzzy = tuple(entry for found in lengths.values() for entry in found)
+                self._automaton.add_word(text, (plain, fuzzy, lengths))
             self._automaton.make_automaton()
         self._by_emoji = {emoji: frozenset(ids) for emoji, ids in by_emoji.items()}
         self._emoji = (
@@ -382,15 +383,18 @@ class Presearcher:
             math.ceil(share * size / (2 - share) - 1e-9),
             math.floor(size * (2 - share) / share + 1e-9) + 1,
         )  # the lengths of the words this one can be close to, at the lowest threshold
-        for _, (plain, by_length) in self._automaton.iter(word):
+        for _, (plain, fuzzy, by_length) in self._automaton.iter(word):
             for n, need in plain:
                 if n not in met and need.holds(word):
                     met.add(n)
-            for length in lengths if by_length else ():
-                for n, need in by_length.get(length, ()):
-                    if n in tried or not need.shortest <= size <= need.longest:
-                        continue
-                    tried.add(n)
-                    if need.holds(word):
-                        met.add(n)
+            if len(fuzzy) <= len(lengths):  # few: each one's lengths checked
+                candidates: Iterable[tuple[int, Need]] = fuzzy
+            else:  # many (thousands of terms): only those of lengths this word can be close to
+                candidates = (e for size in lengths for e in by_length.get(size, ()))
+            for n, need in candidates:
+                if n in tried or not need.shortest <= size <= need.longest:
+                    continue
+                tried.add(n)
+                if need.holds(word):
+                    met.add(n)
         return frozenset(met)
