@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from itertools import islice
@@ -299,6 +300,7 @@ class Presearcher:
         self.keys = len(by_text) + len(by_emoji)
         self._words: dict[str, frozenset[int]] = {}  # token as written → the needs it meets
         self._folded: dict[str, frozenset[int]] = {}  # folded word → the needs it meets
+        self._lock = threading.Lock()
         self._automaton: Any = None
         # A key's fuzzy needs by the length of their word: a post word is compared only with
         # words of lengths the lowest threshold lets it be close to (`Need.shortest/longest`).
@@ -334,17 +336,18 @@ class Presearcher:
         meets is remembered, and a post made of tokens seen before is only look-ups."""
         memory = self._words
         tokens = raw.split()
-        try:
-            met: set[int] = set().union(*map(memory.__getitem__, tokens))
-        except KeyError:
-            new = [token for token in dict.fromkeys(tokens) if token not in memory]
-            if max(len(memory) + len(new), len(self._folded)) > WORDS_REMEMBERED:
-                _forget_the_oldest(memory)  # before, so this post's tokens all stay
-                _forget_the_oldest(self._folded)
+        with self._lock:  # the daemon's polls decide in several threads; one at a time here
+            try:
+                met: set[int] = set().union(*map(memory.__getitem__, tokens))
+            except KeyError:
                 new = [token for token in dict.fromkeys(tokens) if token not in memory]
-            for token in new:
-                memory[token] = self._token(token)
-            met = set().union(*map(memory.__getitem__, tokens))
+                if max(len(memory) + len(new), len(self._folded)) > WORDS_REMEMBERED:
+                    _forget_the_oldest(memory)  # before, so this post's tokens all stay
+                    _forget_the_oldest(self._folded)
+                    new = [token for token in dict.fromkeys(tokens) if token not in memory]
+                for token in new:
+                    memory[token] = self._token(token)
+                met = set().union(*map(memory.__getitem__, tokens))
         if self._emoji is not None and not raw.isascii():
             for emoji in self._emoji.findall(raw):
                 met |= self._by_emoji[emoji]

@@ -239,3 +239,48 @@ def test_a_group_of_local_searches_with_the_same_terms_is_one_candidate(tmp_path
     assert all(id(m) not in groups or groups[id(m)].first == id(m) for m in found)
     reference = Classifier(classifier.config, presearch=False)
     assert reference.candidates("x") == reference.matchers  # every one, grouped or not
+
+
+def test_threads_deciding_at_once_with_tiny_memories_decide_as_one_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon's polls decide in several threads; the presearcher's memory, the area
+    indexes' answers and the gazetteer's profile readings are shared and forget while they
+    are read (here all the time: each keeps a handful)."""
+    import sys
+    import threading
+
+    import listener.geo.areas
+    import listener.geo.gazetteer
+    import listener.presearch
+    from bench import national
+
+    setup = national.write_setup(tmp_path, branches=60, organisations=10)
+    posts = national.posts(setup, 300, seed=4)
+    expected = [Classifier(load_config(setup)).decide(p).to_json() for p in posts]
+    monkeypatch.setattr(listener.presearch, "WORDS_REMEMBERED", 8)
+    monkeypatch.setattr(listener.geo.areas, "MEMO_POINTS", 2)
+    monkeypatch.setattr(listener.geo.gazetteer, "PROFILES_REMEMBERED", 2)
+    classifier = Classifier(load_config(setup))
+    found: dict[int, dict[str, object]] = {}
+    errors: list[BaseException] = []
+
+    def decide(start: int) -> None:
+        try:
+            for i in range(start, len(posts), 4):
+                found[i] = classifier.decide(posts[i]).to_json()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads take turns as often as can be
+    try:
+        threads = [threading.Thread(target=decide, args=(k,)) for k in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(switch)
+    assert errors == []
+    assert [found[i] for i in range(len(posts))] == expected

@@ -41,6 +41,7 @@ import gzip
 import json
 import math
 import re
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -114,6 +115,7 @@ class AreaIndex:
         self._lons = numpy.radians([a.lon for a in self.areas])
         self._near_trees: dict[float, Any] = {}
         self._memo: dict[tuple[float, float], dict[tuple[str, float], Any]] = {}
+        self._memo_lock = threading.Lock()  # the daemon's polls decide in several threads
         for area in self.areas:
             if area.polygon is not None:
                 shapely.prepare(area.polygon)
@@ -142,14 +144,15 @@ class AreaIndex:
 
     def _remember(self, question: str, lat: float, lon: float, factor: float) -> Any:
         """The answer to a question about a point, measured once (see the module doc)."""
-        answers = self._memo.get((lat, lon))
-        if answers is None:
-            if len(self._memo) >= MEMO_POINTS:
-                del self._memo[next(iter(self._memo))]  # the oldest point
-            answers = self._memo[lat, lon] = {}
         key = (question, factor)
-        if key in answers:
-            return answers[key]
+        with self._memo_lock:
+            answers = self._memo.get((lat, lon))
+            if answers is None:
+                if len(self._memo) >= MEMO_POINTS:
+                    del self._memo[next(iter(self._memo))]  # the oldest point
+                answers = self._memo[lat, lon] = {}
+            elif key in answers:
+                return answers[key]
         if question == "containing":
             answer: Any = tuple(self._containing(lat, lon))
         elif question == "inside":

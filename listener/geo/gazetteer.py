@@ -57,6 +57,7 @@ import csv
 import gzip
 import io
 import re
+import threading
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -427,6 +428,7 @@ class Gazetteer:
             self._longest[first] = min(MAX_WORDS, max(self._longest.get(first, 0), 1 + len(rest)))
         self._last_scan: tuple[str, Scan] | None = None
         self._profiles: dict[str, Scan] = {}
+        self._profiles_lock = threading.Lock()
 
     @classmethod
     def load(cls, path: Path | None = None, abbreviations: Path | None = None) -> Gazetteer:
@@ -490,9 +492,11 @@ class Gazetteer:
         first): an author writes the same one on every post."""
         found = self._profiles.get(location)
         if found is None:
-            if len(self._profiles) >= PROFILES_REMEMBERED:
-                del self._profiles[next(iter(self._profiles))]
-            found = self._profiles[location] = self._scan(location, profile=True)
+            found = self._scan(location, profile=True)
+            with self._profiles_lock:  # the daemon's polls decide in several threads
+                if len(self._profiles) >= PROFILES_REMEMBERED:
+                    del self._profiles[next(iter(self._profiles))]
+                self._profiles[location] = found
         return found
 
     # -- matching ------------------------------------------------------------------------------
