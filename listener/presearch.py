@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 import re
 import threading
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from itertools import islice
@@ -302,8 +303,9 @@ class Presearcher:
         self._folded: dict[str, frozenset[int]] = {}  # folded word → the needs it meets
         self._lock = threading.Lock()
         self._automaton: Any = None
-        # A key's fuzzy needs by the length of their word: a post word is compared only with
-        # words of lengths the lowest threshold lets it be close to (`Need.shortest/longest`).
+        # A key's fuzzy needs sorted by the length of their word: a post word is compared
+        # only with words of lengths the lowest threshold lets it be close to (then each
+        # need's own `shortest`/`longest`).
         self._digits = any(ch.isdigit() for text in by_text for ch in text)
         shares = [(n.threshold - 1e-3) / 100 for n in need_ids if n.check == FUZZY]
         self._share = max(min(shares, default=1.0), 1e-6)
@@ -311,13 +313,12 @@ class Presearcher:
             self._automaton = ahocorasick.Automaton()
             for text, entries in by_text.items():
                 plain = tuple((i, n) for i, n in entries if n.check != FUZZY)
-                by_length: dict[int, list[tuple[int, Need]]] = {}
-                for i, n in entries:
-                    if n.check == FUZZY:
-                        by_length.setdefault(len(n.target), []).append((i, n))
-                lengths = {size: tuple(found) for size, found in by_length.items()}
-                fuzzy = tuple(entry for found in lengths.values() for entry in found)
-                self._automaton.add_word(text, (plain, fuzzy, lengths))
+                fuzzy = sorted(
+                    ((i, n) for i, n in entries if n.check == FUZZY),
+                    key=lambda entry: len(entry[1].target),
+                )
+                lengths = [len(n.target) for _, n in fuzzy]
+                self._automaton.add_word(text, (plain, tuple(fuzzy), lengths))
             self._automaton.make_automaton()
         self._by_emoji = {emoji: frozenset(ids) for emoji, ids in by_emoji.items()}
         self._emoji = (
@@ -382,19 +383,17 @@ class Presearcher:
             return frozenset()  # no key has a digit: '280400' meets nothing
         tried: set[int] = set()
         size, share = len(word), self._share
-        lengths = range(
-            math.ceil(share * size / (2 - share) - 1e-9),
-            math.floor(size * (2 - share) / share + 1e-9) + 1,
-        )  # the lengths of the words this one can be close to, at the lowest threshold
-        for _, (plain, fuzzy, by_length) in self._automaton.iter(word):
+        # the lengths of the words this one can be close to, at the lowest threshold
+        shortest = math.ceil(share * size / (2 - share) - 1e-9)
+        longest = math.floor(size * (2 - share) / share + 1e-9)
+        for _, (plain, fuzzy, lengths) in self._automaton.iter(word):
             for n, need in plain:
                 if n not in met and need.holds(word):
                     met.add(n)
-            if len(fuzzy) <= len(lengths):  # few: each one's lengths checked
-                candidates: Iterable[tuple[int, Need]] = fuzzy
-            else:  # many (thousands of terms): only those of lengths this word can be close to
-                candidates = (e for size in lengths for e in by_length.get(size, ()))
-            for n, need in candidates:
+            if not fuzzy:
+                continue
+            near = fuzzy[bisect_left(lengths, shortest) : bisect_right(lengths, longest)]
+            for n, need in near:  # by the length of their word: those this one can reach
                 if n in tried or not need.shortest <= size <= need.longest:
                     continue
                 tried.add(n)
