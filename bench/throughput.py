@@ -38,7 +38,7 @@ the timed stretches, so only `Classifier.decide` is on the clock):
   own ratio is printed beside it.
 - **scaling**: posts/s at 10, 100 and 1,000 branches (10 organisations, their natural ~90
   terms) and at 50, 500 and 5,000 terms (10 organisations, 100 branches), on `--scale-posts`
-  posts each (20,000, capped at `--scale-budget` seconds) after a warm-up of
+  posts each (60,000, capped at `--scale-budget` seconds) after a warm-up of
   `--scale-warmup` posts (10,000; its rate is printed too), each setup with its own posts.
 
 Targets (issue 9) are printed beside the figures: ≥ 20,000 posts/s national; ≥ 100× the naive
@@ -257,7 +257,7 @@ def main() -> None:
     parser.add_argument("--posts", type=int, default=200_000, help="national posts (200,000)")
     parser.add_argument("--budget", type=float, default=60.0, help="seconds of national run")
     parser.add_argument("--sample", type=int, default=2000, help="naive/reference subsample")
-    parser.add_argument("--scale-posts", type=int, default=20_000, help="posts per scaling run")
+    parser.add_argument("--scale-posts", type=int, default=60_000, help="posts per scaling run")
     parser.add_argument("--scale-budget", type=float, default=8.0, help="seconds per scaling run")
     parser.add_argument("--warmup", type=int, default=20_000, help="posts before the clock")
     parser.add_argument("--scale-warmup", type=int, default=10_000, help="the same per setup")
