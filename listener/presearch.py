@@ -142,10 +142,18 @@ def _fuzzy_need(word: str, threshold: float) -> Need | None:
     cut = pieces(word, fuzzy_edits(len(word), threshold) + 1)
     if not cut:
         return None
-    share, n = (threshold - 1e-3) / 100, len(word)  # as leniently as `Need.holds`
-    shortest = math.ceil(share * n / (2 - share) - 1e-9) if share > 0 else 0
-    longest = math.floor(n * (2 - share) / share + 1e-9) if share > 0 else 1 << 30
+    share = (threshold - 1e-3) / 100  # as leniently as `Need.holds`
+    shortest, longest = _reachable(len(word), share) if share > 0 else (0, 1 << 30)
     return Need(tuple(dict.fromkeys(cut)), FUZZY, word, threshold, shortest, longest)
+
+
+def _reachable(size: int, share: float) -> tuple[int, int]:
+    """The shortest and longest word that can be at ratio ≥ `share` (0–1) to a word of `size`
+    letters: a ratio is at most 2·min(m, n) / (m + n)."""
+    return (
+        math.ceil(share * size / (2 - share) - 1e-9),
+        math.floor(size * (2 - share) / share + 1e-9),
+    )
 
 
 def term_needs(c: Compiled, threshold: float) -> TermNeeds | None:
@@ -271,8 +279,7 @@ class Presearcher:
                 every = frozenset(need_id(n) for n in term.every)
                 instead = need_id(term.instead) if term.instead is not None else None
                 by_needs.setdefault((every, instead), set()).add(index)
-        self.always = frozenset(always)
-        self._always = sorted(always)
+        self.always = sorted(always)  # searches verified on every post
         self.needs = len(need_ids)
         self._terms = [_Term(e, i, frozenset(s)) for (e, i), s in by_needs.items()]
         # A term is looked at when the post meets its least common need (it needs them all)
@@ -353,7 +360,7 @@ class Presearcher:
             for emoji in self._emoji.findall(raw):
                 met |= self._by_emoji[emoji]
         if not met:
-            return self._always[:]  # most posts: no need met
+            return self.always[:]  # most posts: no need met
         found = set(self.always)
         seen: set[int] = set()
         for n in met:
@@ -382,10 +389,9 @@ class Presearcher:
         if self._automaton is None or (word.isdigit() and not self._digits):
             return frozenset()  # no key has a digit: '280400' meets nothing
         tried: set[int] = set()
-        size, share = len(word), self._share
+        size = len(word)
         # the lengths of the words this one can be close to, at the lowest threshold
-        shortest = math.ceil(share * size / (2 - share) - 1e-9)
-        longest = math.floor(size * (2 - share) / share + 1e-9)
+        shortest, longest = _reachable(size, self._share)
         for _, (plain, fuzzy, lengths) in self._automaton.iter(word):
             for n, need in plain:
                 if n not in met and need.holds(word):
