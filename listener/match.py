@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from listener.config.model import Organisation, Search
 from listener.post import Post
@@ -459,6 +460,7 @@ def _acronym_as_written(original: str, raw: str) -> bool:
     return re.search(rf"(?<!\w){re.escape(original)}(?!\w)", raw) is not None
 
 
+@lru_cache(maxsize=256)  # the local searches of several organisations ask it of one post
 def _sense_in_context(
     original: str, word: str, raw: str, is_name: Callable[[str], bool]
 ) -> str | None:

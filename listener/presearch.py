@@ -53,6 +53,7 @@ from listener.text import fold
 #: How many distinct tokens (and folded words) `Presearcher.candidates` remembers; when full,
 #: it forgets the oldest down to half.
 WORDS_REMEMBERED = 200_000
+_NOTHING: frozenset[int] = frozenset()  # what most words meet: one object for all
 
 
 def folded(raw: str) -> str:
@@ -93,8 +94,8 @@ def _spaced_pieces(phrase: str, count: int) -> list[str] | None:
     return keys if cut and all(keys) else None
 
 
-#: How a word is checked against a need whose key it holds:
-WORD = "word"  # the word is the target
+#: How a word is checked against a need whose key it holds (`Presearcher._word`):
+WORD = "word"  # the word is the target (looked up, not searched for)
 PREFIX = "prefix"  # the word starts with the target (a wildcard)
 FUZZY = "fuzzy"  # the word is close to the target at the threshold (rapidfuzz ratio)
 ANY = "any"  # no check (typo-tolerant phrases, whose edits may span words)
@@ -114,15 +115,6 @@ class Need:
     # 2·min(m, n) / (m + n) for words of m and n letters.
     shortest: int = 0
     longest: int = 1 << 30
-
-    def holds(self, word: str) -> bool:
-        if self.check == WORD:
-            return word == self.target
-        if self.check == PREFIX:
-            return word.startswith(self.target)
-        if self.check == FUZZY:  # a hair under: rapidfuzz's cdist scores are float32
-            return fuzz.ratio(self.target, word) >= self.threshold - 1e-3
-        return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,33 +291,46 @@ class Presearcher:
         self._terms_of = {n: tuple(ts) for n, ts in terms_of.items()}
         by_text: dict[str, list[tuple[int, Need]]] = {}
         by_emoji: dict[str, set[int]] = {}
+        exact: dict[str, set[int]] = {}
         for each, i in need_ids.items():
+            if each.check == WORD:  # its one key is its word: a look-up, not the automaton
+                exact.setdefault(each.target, set()).add(i)
+                continue
             for text in each.keys:
                 if each.check == EMOJI:
                     by_emoji.setdefault(text, set()).add(i)
                 else:
                     by_text.setdefault(text, []).append((i, each))
-        self.keys = len(by_text) + len(by_emoji)
+        self.keys = len(exact.keys() | by_text.keys()) + len(by_emoji)
+        self._exact = {word: frozenset(ids) for word, ids in exact.items()}
         self._words: dict[str, frozenset[int]] = {}  # token as written → the needs it meets
         self._folded: dict[str, frozenset[int]] = {}  # folded word → the needs it meets
         self._lock = threading.Lock()
         self._automaton: Any = None
-        # A key's fuzzy needs sorted by the length of their word: a post word is compared
-        # only with words of lengths the lowest threshold lets it be close to (then each
-        # need's own `shortest`/`longest`).
-        self._digits = any(ch.isdigit() for text in by_text for ch in text)
+        # What a key found in a word leads to: prefix needs (met when the word starts with the
+        # key), typo-tolerant pieces (met at once) and fuzzy needs, these sorted by the length
+        # of their word, so a post word is compared only with words of lengths the lowest
+        # threshold lets it be close to (then each need's own `shortest`/`longest`).
+        self._digits = any(ch.isdigit() for text in [*by_text, *exact] for ch in text)
         shares = [(n.threshold - 1e-3) / 100 for n in need_ids if n.check == FUZZY]
         self._share = max(min(shares, default=1.0), 1e-6)
+        self._reach = [_reachable(size, self._share) for size in range(64)]
         if by_text:
             self._automaton = ahocorasick.Automaton()
             for text, entries in by_text.items():
-                plain = tuple((i, n) for i, n in entries if n.check != FUZZY)
+                prefixes = tuple(i for i, n in entries if n.check == PREFIX)
+                anywhere = frozenset(i for i, n in entries if n.check == ANY)
                 fuzzy = sorted(
-                    ((i, n) for i, n in entries if n.check == FUZZY),
-                    key=lambda entry: len(entry[1].target),
+                    (
+                        (i, n.target, n.threshold - 1e-3, n.shortest, n.longest)
+                        for i, n in entries
+                        if n.check == FUZZY
+                    ),
+                    key=lambda entry: len(entry[1]),
                 )
-                lengths = [len(n.target) for _, n in fuzzy]
-                self._automaton.add_word(text, (plain, tuple(fuzzy), lengths))
+                lengths = [len(target) for _, target, *_ in fuzzy]
+                value = (len(text) - 1, prefixes, anywhere, tuple(fuzzy), lengths)
+                self._automaton.add_word(text, value)
             self._automaton.make_automaton()
         self._by_emoji = {emoji: frozenset(ids) for emoji, ids in by_emoji.items()}
         self._emoji = (
@@ -347,15 +352,17 @@ class Presearcher:
         with self._lock:  # the daemon's polls decide in several threads; one at a time here
             try:
                 met: set[int] = set().union(*map(memory.__getitem__, tokens))
-            except KeyError:
-                new = [token for token in dict.fromkeys(tokens) if token not in memory]
-                if max(len(memory) + len(new), len(self._folded)) > WORDS_REMEMBERED:
+            except KeyError:  # a token never seen: one pass, learning the new ones
+                if max(len(memory), len(self._folded)) + len(tokens) > WORDS_REMEMBERED:
                     _forget_the_oldest(memory)  # before, so this post's tokens all stay
                     _forget_the_oldest(self._folded)
-                    new = [token for token in dict.fromkeys(tokens) if token not in memory]
-                for token in new:
-                    memory[token] = self._token(token)
-                met = set().union(*map(memory.__getitem__, tokens))
+                met = set()
+                for token in tokens:
+                    meets = memory.get(token)
+                    if meets is None:
+                        meets = memory[token] = self._token(token)
+                    if meets:
+                        met |= meets
         if self._emoji is not None and not raw.isascii():
             for emoji in self._emoji.findall(raw):
                 met |= self._by_emoji[emoji]
@@ -375,34 +382,44 @@ class Presearcher:
 
     def _token(self, token: str) -> frozenset[int]:
         """The needs the folded words of one token meet ('laatste.' is 'laatste' again)."""
+        if token.isascii() and token.isalnum():  # most tokens: one word, only lower-cased
+            words = [key(token.lower())]
+        else:
+            words = folded(token).split()
         found = []
-        for word in folded(token).split():
+        for word in words:
             met = self._folded.get(word)
             if met is None:
                 met = self._folded[word] = self._word(word)
             found.append(met)
-        return found[0] if len(found) == 1 else frozenset().union(*found)
+        if len(found) == 1:
+            return found[0]
+        return frozenset().union(*found) or _NOTHING
 
     def _word(self, word: str) -> frozenset[int]:
         """The needs one folded word meets."""
-        met: set[int] = set()
+        met: set[int] = set(self._exact.get(word, ()))
         if self._automaton is None or (word.isdigit() and not self._digits):
-            return frozenset()  # no key has a digit: '280400' meets nothing
+            return frozenset(met) if met else _NOTHING  # no key has a digit: '280400'
         tried: set[int] = set()
         size = len(word)
         # the lengths of the words this one can be close to, at the lowest threshold
-        shortest, longest = _reachable(size, self._share)
-        for _, (plain, fuzzy, lengths) in self._automaton.iter(word):
-            for n, need in plain:
-                if n not in met and need.holds(word):
-                    met.add(n)
+        reach = self._reach
+        shortest, longest = reach[size] if size < len(reach) else _reachable(size, self._share)
+        ratio = fuzz.ratio
+        for end, (key_end, prefixes, anywhere, fuzzy, lengths) in self._automaton.iter(word):
+            if prefixes and end == key_end:  # the key opens the word
+                met.update(prefixes)
+            if anywhere:
+                met |= anywhere
             if not fuzzy:
                 continue
             near = fuzzy[bisect_left(lengths, shortest) : bisect_right(lengths, longest)]
-            for n, need in near:  # by the length of their word: those this one can reach
-                if n in tried or not need.shortest <= size <= need.longest:
+            for n, target, cutoff, low, high in near:  # those this word can reach
+                if n in tried or not low <= size <= high:
                     continue
                 tried.add(n)
-                if need.holds(word):
+                # a hair under the threshold: rapidfuzz's cdist scores are float32
+                if ratio(target, word, score_cutoff=cutoff) >= cutoff:
                     met.add(n)
-        return frozenset(met)
+        return frozenset(met) if met else _NOTHING

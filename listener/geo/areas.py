@@ -71,6 +71,7 @@ _BOX_PAD = 1.001  # a thousandth more, against rounding in the destination arith
 # one (the ellipsoid's radii of curvature lie between 6,335 and 6,400 km); with this margin it
 # safely rules out candidates before the (slower) geodesic.
 MEAN_EARTH_RADIUS_KM = 6371.0088
+_FEW = 16  # up to this many candidates are estimated one by one, faster than numpy's overhead
 _ROUGH_MARGIN = 1.006
 MEMO_POINTS = 2048  # answers an index remembers (see the module doc)
 _GEMEENTEN = "gemeenten.geojson.gz"
@@ -208,9 +209,12 @@ class AreaIndex:
         highest = min(89.0, max(abs(lat), self._max_abs_lat) + bound_km / MIN_KM_PER_DEGREE)
         degrees = bound_km / (MIN_KM_PER_DEGREE * math.cos(math.radians(highest)))
         found = self._points.query(point, predicate="dwithin", distance=degrees * _BOX_PAD)
-        estimates = _rough_km_many(lat, lon, self._lats[found], self._lons[found])
+        if len(found) > _FEW:  # many: estimated in one numpy pass
+            estimates = _rough_km_many(lat, lon, self._lats[found], self._lons[found]).tolist()
+        else:
+            estimates = [_rough_km(lat, lon, self.areas[i]) for i in found.tolist()]
         best: BranchHit | None = None
-        for at in numpy.argsort(estimates, kind="stable"):
+        for at in sorted(range(len(estimates)), key=estimates.__getitem__):
             if best is not None and estimates[at] / _ROUGH_MARGIN > best.distance_km:
                 break  # this one and all after it are further than the best
             area = self.areas[int(found[at])]

@@ -38,6 +38,7 @@ _MENTION = re.compile(r"(?<!\w)@[\w.@-]+")
 _CAPITALS = re.compile(r"\b[A-ZÀ-Ý]+\b")
 _PUNCTUATION_RUN = re.compile(r"[!?]{2,}")
 FUZZY_MIN_LETTERS = 8
+TYPOS_REMEMBERED = 20_000  # long words whose typo phrases `_PhraseFinder` keeps
 COMMON_ZIPF = 2.5  # a word at least this frequent is a word of its own, not a typo
 
 
@@ -78,7 +79,9 @@ class Lexicon:
         self.settings = settings
         self.labels: dict[str, LabelSettings] = dict(settings.labels)
         self.phrases = {name: _compile(label.phrases) for name, label in self.labels.items()}
-        self.openers = {name: _compile(label.openers) for name, label in self.labels.items()}
+        self.openers = {
+            name: _by_first(_compile(label.openers)) for name, label in self.labels.items()
+        }
         self.negations = frozenset(fold(w) for w in settings.negation.words)
         self.intensifier_words = frozenset(fold(w) for w in settings.intensifiers.words)
         self.emphasis = tuple(w.casefold() for w in settings.intensifiers.emphasis)
@@ -91,6 +94,8 @@ class Lexicon:
         raw = post.text
         text = _URL.sub(" ", raw)
         sentences = _sentences(text)
+        opening = [_without_greeting(s.words) for s in sentences]
+        plain = raw.isascii()  # then no emoji to look for, only ASCII markers (':-)')
         words = tuple(w for s in sentences for w in s.words)
         sentence_of = [i for i, s in enumerate(sentences) for _ in s.words]
         out = Labelled()
@@ -109,8 +114,8 @@ class Lexicon:
                 hits.append(hit)
             hits_by_label[name] = hits
             cues = [f"'{h.shown}'" for h in hits]
-            cues += [f"'{e}'" for e in label.emoji if e in raw]
-            cues += [f"'{o}'" for o in self._openers(name, sentences)]
+            cues += [f"'{e}'" for e in _present(label.emoji, raw, plain)]
+            cues += [f"'{o}'" for o in self._openers(name, opening)]
             if post.source in label.sources:
                 cues.append(f"from a {post.source} feed")
             if name == "question" and "?" in text:
@@ -121,7 +126,7 @@ class Lexicon:
                 for cue in cues:
                     out.add(name, cue)
         sarcasm = [f"'{h.shown}'" for h in found_sarcasm]
-        sarcasm += [f"'{e}'" for e in self.settings.sarcasm.emoji if e in raw]
+        sarcasm += [f"'{e}'" for e in _present(self.settings.sarcasm.emoji, raw, plain)]
         if negated_praise and "complaint" not in out.cues:
             for cue in negated_praise:
                 out.add("complaint", cue)
@@ -157,13 +162,13 @@ class Lexicon:
             if not hit.start <= i < hit.end
         )
 
-    def _openers(self, name: str, sentences: list[_Sentence]) -> list[str]:
+    def _openers(self, name: str, opening: list[tuple[str, ...]]) -> list[str]:
+        """The openers of a label that open a sentence (`opening`: each sentence's words
+        without the greeting before them)."""
         found = []
-        for sentence in sentences:
-            words = sentence.words
-            while words and words[0] in _GREETING:
-                words = words[1:]
-            for shown, phrase in self.openers[name]:
+        by_first = self.openers[name]
+        for words in opening:
+            for shown, phrase in by_first.get(words[0], ()) if words else ():
                 if words[: len(phrase)] == phrase:
                     found.append(shown)
         return found
@@ -201,6 +206,26 @@ def _compile(phrases: list[str]) -> list[tuple[str, tuple[str, ...]]]:
     return out
 
 
+def _present(markers: Sequence[str], raw: str, plain: bool) -> list[str]:
+    """The markers (emoji) the raw text holds; of an ASCII text (`plain`) only ASCII ones."""
+    return [m for m in markers if (not plain or m.isascii()) and m in raw]
+
+
+def _by_first(phrases: Phrases) -> dict[str, Phrases]:
+    """Phrases by their first word, each list in the phrases' order."""
+    out: dict[str, Phrases] = {}
+    for shown, words in phrases:
+        out.setdefault(words[0], []).append((shown, words))
+    return out
+
+
+def _without_greeting(words: tuple[str, ...]) -> tuple[str, ...]:
+    """A sentence's words without the greeting it opens with ('hoi', 'beste')."""
+    while words and words[0] in _GREETING:
+        words = words[1:]
+    return words
+
+
 def _sentences(text: str) -> list[_Sentence]:
     out, start = [], 0
     for part in _SENTENCE_END.split(text):
@@ -222,11 +247,29 @@ class _PhraseFinder:
         self.lists = tuple(lists)
         self.by_first: dict[str, list[tuple[int, int]]] = {}  # word → (list, phrase)
         self.typo: dict[tuple[str, int], list[tuple[int, int]]] = {}
+        self._typos: dict[str, tuple[tuple[int, int], ...]] = {}  # word → its typo phrases
         for slot, phrases in enumerate(self.lists):
             for n, (_, phrase) in enumerate(phrases):
                 self.by_first.setdefault(phrase[0], []).append((slot, n))
                 if len(phrase) == 1 and len(phrase[0]) >= FUZZY_MIN_LETTERS:
                     self.typo.setdefault((phrase[0][:1], len(phrase[0])), []).append((slot, n))
+
+    def _typos_of(self, word: str) -> tuple[tuple[int, int], ...]:
+        """The long one-word phrases this word is a typo of, remembered (TYPOS_REMEMBERED
+        words, then forgotten all at once): long words recur."""
+        found = self._typos.get(word)
+        if found is None:
+            letter, typo, lists = word[:1], self.typo, self.lists
+            found = tuple(
+                (slot, n)
+                for size in (len(word) - 1, len(word), len(word) + 1)
+                for slot, n in typo.get((letter, size), ())
+                if _typo_of(word, lists[slot][n][1][0])
+            )
+            if len(self._typos) >= TYPOS_REMEMBERED:
+                self._typos.clear()
+            self._typos[word] = found
+        return found
 
     def find(self, words: tuple[str, ...]) -> list[list[_Hit]]:
         """For each list, every phrase found among the words (one hit per phrase, the first),
@@ -242,12 +285,10 @@ class _PhraseFinder:
                     if len(phrase) == 1 or words[i : i + len(phrase)] == phrase:
                         found[n] = i
             if typo and len(word) >= FUZZY_MIN_LETTERS - 1:
-                letter = word[:1]
-                for size in (len(word) - 1, len(word), len(word) + 1):
-                    for slot, n in typo.get((letter, size), ()):
-                        found = first[slot]
-                        if n not in found and _typo_of(word, lists[slot][n][1][0]):
-                            found[n] = i
+                for slot, n in self._typos_of(word):
+                    found = first[slot]
+                    if n not in found:
+                        found[n] = i
         return [
             [_Hit(phrases[n][0], i, i + len(phrases[n][1])) for n, i in sorted(found.items())]
             for phrases, found in zip(lists, first, strict=True)
