@@ -24,22 +24,26 @@ the timed stretches, so only `Classifier.decide` is on the clock):
 - **national**: posts/s of `Classifier(config).decide(post)` over `--posts` posts (200,000), or
   as many as fit in `--budget` seconds of classifying (then it says so), and this process's
   peak RSS afterwards (the classifier, a 5,000-post chunk, and the generator's word lists).
-- **subsample**: `--sample` other posts (2,000, seed 1) through the same classifier, through
+- **naive**: `--sample` other posts (2,000, seed 1) through a naive matcher written here as a
+  straightforward non-indexed one would be: every post against every term with rapidfuzz
+  `fuzz.partial_ratio` (lower-cased, at the search's `fuzzy`), and every post that matched
+  against every branch by geopy's geodesic distance (from the post's coordinates, else the
+  first capitalised word the gazetteer knows, else the profile location). This machine's
+  speed moves by a quarter from one minute to the next, so the national posts run in
+  `--stretches` stretches (10), each followed by its share of the naive posts: both rates are
+  timed over the same minutes, and their ratio is the one held against the target. The
+  stretches' own rates and ratios are printed as a spread.
+- **subsample**: the naive matcher's posts through the same classifier and through
   `Classifier(config, presearch=False)` (every search verified on every post: the reference
-  path), and through a naive matcher written here as a straightforward non-indexed one would
-  be: every post against every term with rapidfuzz `fuzz.partial_ratio` (lower-cased, at the
-  search's `fuzzy`), and every post that matched against every branch by geopy's geodesic
-  distance (from the post's coordinates, else the first capitalised word the gazetteer knows,
-  else the profile location). The ratios are classifier / naive and classifier / reference on
-  the same posts; the number of posts the fast and the reference path decide differently
-  (organisation or branch) is printed too. The subsample is a fraction of a second of the
-  classifier's time, too short to time it well, so the ratio held against the target is the
-  national rate (the same generator, 100 times the posts) over the naive rate; the subsample's
-  own ratio is printed beside it.
+  path); the number of posts the fast and the reference path decide differently
+  (organisation or branch) is printed, and the subsample's ratios for what they are worth (a
+  fraction of a second of the classifier's time).
 - **scaling**: posts/s at 10, 100 and 1,000 branches (10 organisations, their natural ~90
   terms) and at 50, 500 and 5,000 terms (10 organisations, 100 branches), on `--scale-posts`
   posts each (60,000, capped at `--scale-budget` seconds) after a warm-up of
   `--scale-warmup` posts (10,000; its rate is printed too), each setup with its own posts.
+  The six setups take turns, a stretch each per round, so the rates compared were timed over
+  the same minutes.
 
 Targets (issue 9) are printed beside the figures: ≥ 20,000 posts/s national; ≥ 100× the naive
 matcher; peak RSS < 300 MB; start-up < 2 s; from 10 to 1,000 branches and from 50 to 5,000
@@ -54,11 +58,12 @@ import io
 import json
 import pstats
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -114,6 +119,14 @@ class Run:
     def rate(self) -> float:
         return self.posts / self.seconds if self.seconds else 0.0
 
+    def add(self, other: Run) -> None:
+        """Count another stretch of the same classifier in."""
+        self.posts += other.posts
+        self.seconds += other.seconds
+        self.matched += other.matched
+        self.capped = self.capped or other.capped
+        self.decided += other.decided
+
 
 def warmed(
     classifier: Classifier, setup: Config | national.Workload, count: int, budget: float
@@ -140,6 +153,68 @@ def classify(
                 run.capped = True
                 return run
     return run
+
+
+def interleaved(
+    classifier: Classifier,
+    stream: Iterable[Post],
+    naive: NaiveMatcher,
+    sample: list[Post],
+    args: argparse.Namespace,
+) -> tuple[Run, Run, list[tuple[float, float]]]:
+    """The national posts in `--stretches` stretches, each followed by its share of the
+    subsample through the naive matcher: both are timed over the same minutes, so a ratio is
+    not a slow minute of one against a fast minute of the other. The national run, the naive
+    run, and each stretch's (national rate, naive rate)."""
+    whole, slow = Run(0, 0.0, 0), Run(0, 0.0, 0)
+    iterator = iter(stream)
+    per_stretch = -(-args.posts // args.stretches)
+    per_naive = -(-len(sample) // args.stretches)
+    rates: list[tuple[float, float]] = []
+    for k in range(args.stretches):
+        left = args.budget - whole.seconds
+        part = classify(classifier, islice(iterator, per_stretch), left) if left > 0 else None
+        naive_part = classify(naive, sample[k * per_naive : (k + 1) * per_naive])
+        if part is None or not part.posts:
+            whole.capped = True
+            break
+        whole.add(part)
+        slow.add(naive_part)
+        rates.append((part.rate, naive_part.rate))
+    return whole, slow, rates
+
+
+@dataclass
+class Setup:
+    """One scaling setup: its classifier, its posts, and its run so far."""
+
+    label: str
+    classifier: Classifier
+    stream: Iterator[Post]
+    first: Run  # the warm-up
+    built: float  # seconds to build the classifier
+    terms: int
+    run: Run = field(default_factory=lambda: Run(0, 0.0, 0))
+
+
+def round_robin(setups: list[Setup], args: argparse.Namespace) -> None:
+    """The scaling setups' posts in `--stretches` rounds, each setup a stretch per round, so
+    what one figure is held against was timed over the same minutes."""
+    per_round = -(-args.scale_posts // args.stretches)
+    for _ in range(args.stretches):
+        for setup in setups:
+            left = args.scale_budget - setup.run.seconds
+            if left <= 0:
+                setup.run.capped = True
+                continue
+            setup.run.add(classify(setup.classifier, islice(setup.stream, per_round), left))
+
+
+def spread(values: list[float]) -> tuple[float, float, float]:
+    """The lowest, the median and the highest of some figures (zeros without any)."""
+    if not values:
+        return 0.0, 0.0, 0.0
+    return min(values), statistics.median(values), max(values)
 
 
 class NaiveMatcher:
@@ -261,6 +336,9 @@ def main() -> None:
     parser.add_argument("--scale-budget", type=float, default=8.0, help="seconds per scaling run")
     parser.add_argument("--warmup", type=int, default=20_000, help="posts before the clock")
     parser.add_argument("--scale-warmup", type=int, default=10_000, help="the same per setup")
+    parser.add_argument(
+        "--stretches", type=int, default=10, help="interleaved stretches of each run (10)"
+    )
     parser.add_argument("--profile", type=int, default=0, help="only profile N national posts")
     parser.add_argument("--folder", type=Path, help="where the setups go (default: a temp dir)")
     args = parser.parse_args()
@@ -287,10 +365,13 @@ def run(args: argparse.Namespace, folder: Path) -> None:
     classifier = Classifier(config, gazetteer)
     build = time.perf_counter() - t0
     cold = warmed(classifier, workload, args.warmup, args.budget)
-    whole = classify(classifier, national.iter_posts(workload, args.posts), args.budget)
+    sample = national.posts(workload, args.sample, seed=1)  # posts the run has not seen
+    naive_matcher = NaiveMatcher(config, gazetteer)
+    whole, naive, ratios = interleaved(
+        classifier, national.iter_posts(workload, args.posts), naive_matcher, sample, args
+    )
     rss = peak_mb()
 
-    sample = national.posts(workload, args.sample, seed=1)  # posts the run has not seen
     fast = classify(classifier, sample)
     try:
         reference_classifier: Classifier | None = Classifier(config, gazetteer, presearch=False)
@@ -304,13 +385,12 @@ def run(args: argparse.Namespace, folder: Path) -> None:
         if reference
         else 0
     )
-    naive = classify(NaiveMatcher(config, gazetteer), sample)
 
-    scaling: list[tuple[str, Run, Run, float, int]] = []
     grid: list[tuple[str, int, int | None]] = [
         (f"{b:,} branches", b, None) for b in (10, 100, 1000)
     ]
     grid += [(f"{t:,} terms", 100, t) for t in (50, 500, 5000)]
+    setups: list[Setup] = []
     for label, branch_count, terms in grid:
         where = folder / label.replace(",", "").replace(" ", "-")
         path = national.write_setup(
@@ -322,8 +402,10 @@ def run(args: argparse.Namespace, folder: Path) -> None:
         built = time.perf_counter() - t0
         first = warmed(scaled_classifier, scaled, args.scale_warmup, args.scale_budget)
         stream = national.iter_posts(scaled, args.scale_posts)
-        result = classify(scaled_classifier, stream, args.scale_budget)
-        scaling.append((label, first, result, built, national.term_count(scaled)))
+        setups.append(
+            Setup(label, scaled_classifier, stream, first, built, national.term_count(scaled))
+        )
+    round_robin(setups, args)
     total_rss = peak_mb()
 
     branches = sum(len(o.branches) for o in config.organisations.values())
@@ -361,6 +443,12 @@ def run(args: argparse.Namespace, folder: Path) -> None:
         f"{1e6 * whole.seconds / max(whole.posts, 1):,.0f} µs",
         f"{whole.matched:,} posts",
     )
+    low, middle, high = spread([r for r, _ in ratios])
+    row(
+        f"  its {len(ratios)} stretches: slowest–fastest",
+        f"{low:,.0f}–{high:,.0f}",
+        f"median {middle:,.0f}",
+    )
     row("  peak RSS after it", f"{rss:.0f} MB", "< 300 MB", met(rss < 300))
     row(f"subsample: {len(sample):,} posts, classifier", f"{fast.rate:,.0f} posts/s")
     if reference is not None:
@@ -374,22 +462,29 @@ def run(args: argparse.Namespace, folder: Path) -> None:
     row("  subsample classifier / naive", f"{fast.rate / naive.rate:,.0f}×" if naive.rate else "-")
     ratio = whole.rate / naive.rate if naive.rate else 0.0
     row("  classifier / naive (national rate)", f"{ratio:,.0f}×", "≥ 100×", met(ratio >= 100))
+    low, middle, high = spread([r / n for r, n in ratios if n])
+    row(
+        "  the same per stretch: lowest–highest",
+        f"{low:,.0f}–{high:,.0f}×",
+        f"median {middle:,.0f}×",
+    )
     print()
     print(
         f"{'scaling (10 organisations)':<28} {'terms':>6} {'build':>8} {'warm-up/s':>10} "
         f"{'posts':>8} {'posts/s':>10}"
     )
-    for label, first, result, built, terms in scaling:
+    for setup in setups:
+        result = setup.run
         capped = " (budget)" if result.capped else ""
         print(
-            f"{label:<28} {terms:>6,} {ms * built:>6.0f}ms {first.rate:>10,.0f} "
-            f"{result.posts:>8,} {result.rate:>10,.0f}{capped}"
+            f"{setup.label:<28} {setup.terms:>6,} {ms * setup.built:>6.0f}ms "
+            f"{setup.first.rate:>10,.0f} {result.posts:>8,} {result.rate:>10,.0f}{capped}"
         )
-    rates = {label: result.rate for label, _, result, _, _ in scaling}
-    for first, last in (("10 branches", "1,000 branches"), ("50 terms", "5,000 terms")):
-        kept = rates[last] / rates[first] if rates[first] else 0.0
+    rates = {setup.label: setup.run.rate for setup in setups}
+    for smallest, largest in (("10 branches", "1,000 branches"), ("50 terms", "5,000 terms")):
+        kept = rates[largest] / rates[smallest] if rates[smallest] else 0.0
         row(
-            f"  {first} → {last}: throughput kept",
+            f"  {smallest} → {largest}: throughput kept",
             f"{100 * kept:.0f}%",
             "> 50%",
             met(kept > 0.5),

@@ -39,14 +39,14 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from itertools import islice
-from typing import Any
+from typing import Any, cast
 
 import ahocorasick
 from rapidfuzz import fuzz
 
 from listener.branch import GENERIC_NAME_WORDS
 from listener.match import SearchMatcher, handle_local, normal_handle
-from listener.query.evaluate import JOINED_SHARE, SHORT_TERM, Compiled
+from listener.query.evaluate import JOINED_SHARE, SHORT_TERM, Compiled, reachable
 from listener.query.syntax import key
 from listener.text import fold
 
@@ -135,17 +135,8 @@ def _fuzzy_need(word: str, threshold: float) -> Need | None:
     if not cut:
         return None
     share = (threshold - 1e-3) / 100  # as leniently as `Need.holds`
-    shortest, longest = _reachable(len(word), share) if share > 0 else (0, 1 << 30)
+    shortest, longest = reachable(len(word), share)
     return Need(tuple(dict.fromkeys(cut)), FUZZY, word, threshold, shortest, longest)
-
-
-def _reachable(size: int, share: float) -> tuple[int, int]:
-    """The shortest and longest word that can be at ratio ≥ `share` (0–1) to a word of `size`
-    letters: a ratio is at most 2·min(m, n) / (m + n)."""
-    return (
-        math.ceil(share * size / (2 - share) - 1e-9),
-        math.floor(size * (2 - share) / share + 1e-9),
-    )
 
 
 def term_needs(c: Compiled, threshold: float) -> TermNeeds | None:
@@ -314,7 +305,7 @@ class Presearcher:
         self._digits = any(ch.isdigit() for text in [*by_text, *exact] for ch in text)
         shares = [(n.threshold - 1e-3) / 100 for n in need_ids if n.check == FUZZY]
         self._share = max(min(shares, default=1.0), 1e-6)
-        self._reach = [_reachable(size, self._share) for size in range(64)]
+        self._reach = [reachable(size, self._share) for size in range(64)]
         if by_text:
             self._automaton = ahocorasick.Automaton()
             for text, entries in by_text.items():
@@ -350,25 +341,25 @@ class Presearcher:
         memory = self._words
         tokens = raw.split()
         with self._lock:  # the daemon's polls decide in several threads; one at a time here
-            try:
-                met: set[int] = set().union(*map(memory.__getitem__, tokens))
-            except KeyError:  # a token never seen: one pass, learning the new ones
+            found = list(map(memory.get, tokens))
+            if None in found:  # a token never seen: learn it (and each one only once)
                 if max(len(memory), len(self._folded)) + len(tokens) > WORDS_REMEMBERED:
-                    _forget_the_oldest(memory)  # before, so this post's tokens all stay
+                    _forget_the_oldest(memory)  # before, so this post's new tokens all stay
                     _forget_the_oldest(self._folded)
-                met = set()
-                for token in tokens:
-                    meets = memory.get(token)
+                for i, meets in enumerate(found):
                     if meets is None:
-                        meets = memory[token] = self._token(token)
-                    if meets:
-                        met |= meets
+                        token = tokens[i]
+                        meets = memory.get(token)  # the same token earlier in the post
+                        if meets is None:
+                            meets = memory[token] = self._token(token)
+                        found[i] = meets
+        met: set[int] = set().union(*cast(list[frozenset[int]], found))  # no None left
         if self._emoji is not None and not raw.isascii():
             for emoji in self._emoji.findall(raw):
                 met |= self._by_emoji[emoji]
         if not met:
             return self.always[:]  # most posts: no need met
-        found = set(self.always)
+        chosen = set(self.always)
         seen: set[int] = set()
         for n in met:
             for t in self._terms_of.get(n, ()):
@@ -377,8 +368,8 @@ class Presearcher:
                 seen.add(t)
                 term = self._terms[t]
                 if term.every <= met or (term.instead is not None and term.instead in met):
-                    found |= term.searches
-        return sorted(found)
+                    chosen |= term.searches
+        return sorted(chosen)
 
     def _token(self, token: str) -> frozenset[int]:
         """The needs the folded words of one token meet ('laatste.' is 'laatste' again)."""
@@ -405,7 +396,7 @@ class Presearcher:
         size = len(word)
         # the lengths of the words this one can be close to, at the lowest threshold
         reach = self._reach
-        shortest, longest = reach[size] if size < len(reach) else _reachable(size, self._share)
+        shortest, longest = reach[size] if size < len(reach) else reachable(size, self._share)
         ratio = fuzz.ratio
         for end, (key_end, prefixes, anywhere, fuzzy, lengths) in self._automaton.iter(word):
             if prefixes and end == key_end:  # the key opens the word

@@ -794,3 +794,28 @@ def test_a_profile_location_is_read_once_and_a_bounded_number_are_kept(
     gazetteer.lookup("Zwolle")
     assert "Leusden, NL" not in gazetteer._profiles  # the oldest went first
     assert gazetteer.lookup("Leusden, NL") == found and len(gazetteer._profiles) == 2
+
+
+LINKY = "abc .:/@-_wWhHtTpPsSnNlLbBeEcCoOmMiIfFrRuU019é"
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.text(alphabet=st.sampled_from(LINKY), max_size=40) | st.text(max_size=40))
+def test_the_quick_look_for_links_finds_every_link_the_full_pattern_finds(text: str) -> None:
+    from listener.geo.gazetteer import _LINK, _links
+
+    assert _links(text) == [m.span() for m in _LINK.finditer(text)]
+
+
+def test_links_addresses_and_handles_are_found_behind_their_hints() -> None:
+    from listener.geo.gazetteer import _links
+
+    text = "zie WWW.Bieb.NL, mail info@bieb.nl of @bieb.bsky.social; https://x en bieb.frl/a"
+    assert [text[a:b] for a, b in _links(text)] == [
+        "WWW.Bieb.NL,",
+        "info@bieb.nl",
+        "@bieb.bsky.social",
+        "https://x",
+        "bieb.frl/a",
+    ]
+    assert _links("de bieb in Leusden is dicht. Jammer!") == []

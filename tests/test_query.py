@@ -315,3 +315,52 @@ def test_the_evidence_names_the_alternative_that_held_with_its_parentheses() -> 
         "search b: text has 'amersfoort' (query term Amersfoort)",
         'search b: query ("de bieb" OR bieb*) NEAR/3 (Amersfoort OR Leusden) holds',
     ]
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.text(alphabet=st.sampled_from("abijyz019 .,#@'-éÉ😡中IJ"), max_size=40) | st.text())
+def test_a_plain_text_is_read_in_one_pass_as_it_is_word_by_word(text: str) -> None:
+    from listener.query.evaluate import _read, _read_each
+    from listener.text import strip_accents
+
+    for prepared in (text.lower(), strip_accents(text)):
+        assert _read(prepared) == _read_each(prepared)
+
+
+def _close_all_at_once(evaluator: Evaluator, tokens: Tokens) -> dict[str, dict[str, float]]:
+    """The close words as one `cdist` of every fuzzy word against every word of the post."""
+    import numpy
+    from rapidfuzz import fuzz, process
+
+    words, wanted = list(tokens.at), list(evaluator.fuzzy_words)
+    matrix = process.cdist(wanted, words, scorer=fuzz.ratio, score_cutoff=evaluator.floor)
+    close: dict[str, dict[str, float]] = {}
+    for row, column in zip(*numpy.nonzero(matrix), strict=True):
+        close.setdefault(wanted[row], {})[words[column]] = float(matrix[row, column])
+    return close
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.text(alphabet=st.sampled_from("bieblothkansdwr #.,é"), max_size=50), min_size=1),
+    st.booleans(),
+)
+def test_the_close_words_remembered_per_word_are_those_of_one_comparison(
+    texts: list[str], near_misses: bool
+) -> None:
+    """What `Evaluator.candidates` remembers per post word is what comparing all at once gives,
+    post after post, and after more terms are added."""
+    import listener.query.evaluate
+
+    query = 'bibliotheek OR "bieb leusden" OR eemland OR "de bibliotheek"~1'
+    kept = listener.query.evaluate.CLOSE_REMEMBERED_FROM
+    listener.query.evaluate.CLOSE_REMEMBERED_FROM = 0  # remembered even for a few words
+    try:
+        evaluator = Evaluator(85, trees=[parse(query)], near_misses=near_misses)
+        for n, text in enumerate(texts):
+            if n == len(texts) // 2:
+                evaluator.add(parse('"boekhandel dorst" OR bibliothekaris'))
+            tokens = Tokens.of(text)
+            assert evaluator.candidates(tokens).close == _close_all_at_once(evaluator, tokens)
+    finally:
+        listener.query.evaluate.CLOSE_REMEMBERED_FROM = kept

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from listener.post import Post
 from listener.urgency.labels import Lexicon
@@ -137,3 +139,14 @@ def test_the_indexed_phrase_search_finds_what_the_straightforward_one_does() -> 
     for _ in range(3000):
         words = tuple(rng.choice(vocabulary) for _ in range(rng.randint(0, 12)))
         assert _find(phrases, words) == _find_reference(phrases, words), words
+
+
+URLISH = "abc .:/-_wWhHtTpPsSnNlLyYmMeEcCoOiI019é"
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.text(alphabet=st.sampled_from(URLISH), max_size=40) | st.text(max_size=40))
+def test_links_are_left_out_of_the_text_as_the_full_pattern_would(text: str) -> None:
+    from listener.urgency.labels import _URL, _without_urls
+
+    assert _without_urls(text) == _URL.sub(" ", text)

@@ -73,6 +73,7 @@ _BOX_PAD = 1.001  # a thousandth more, against rounding in the destination arith
 MEAN_EARTH_RADIUS_KM = 6371.0088
 _FEW = 16  # up to this many candidates are estimated one by one, faster than numpy's overhead
 _ROUGH_MARGIN = 1.006
+_POINT = ("point", 0.0)  # where a point's answers keep its shapely Point
 MEMO_POINTS = 2048  # answers an index remembers (see the module doc)
 _GEMEENTEN = "gemeenten.geojson.gz"
 _GM_CODE = re.compile(r"^gm\s*(\d{1,4})$")
@@ -129,7 +130,8 @@ class AreaIndex:
         return list(self._remember("containing", lat, lon, 0.0))
 
     def inside(self, lat: float, lon: float) -> bool:
-        """Whether some area holds the point (measuring geodesically only near an edge)."""
+        """Whether some area holds the point: `containing`, remembered, as a post asked about
+        a place is then placed there."""
         return bool(self._remember("inside", lat, lon, 0.0))
 
     def nearest(self, lat: float, lon: float) -> BranchHit | None:
@@ -154,19 +156,22 @@ class AreaIndex:
                 answers = self._memo[lat, lon] = {}
             elif key in answers:
                 return answers[key]
-        if question == "containing":
-            answer: Any = tuple(self._containing(lat, lon))
-        elif question == "inside":
-            answer = self._inside(lat, lon)
-        elif question == "nearest":
-            answer = self._nearest(lat, lon)
+        if question == "inside":  # asked of the place a post is then placed at: one query
+            answer: Any = bool(self._remember("containing", lat, lon, 0.0))
         else:
-            answer = tuple(self._near_misses(lat, lon, factor))
+            point = answers.get(_POINT)
+            if point is None:
+                point = answers[_POINT] = Point(lon, lat)
+            if question == "containing":
+                answer = tuple(self._containing(lat, lon, point))
+            elif question == "nearest":
+                answer = self._nearest(lat, lon, point)
+            else:
+                answer = tuple(self._near_misses(lat, lon, factor, point))
         answers[key] = answer
         return answer
 
-    def _containing(self, lat: float, lon: float) -> list[BranchHit]:
-        point = Point(lon, lat)
+    def _containing(self, lat: float, lon: float, point: Point) -> list[BranchHit]:
         hits = []
         for i in self._tree.query(point):
             area = self.areas[int(i)]
@@ -179,22 +184,7 @@ class AreaIndex:
                     hits.append(BranchHit(area, km))
         return sorted(hits, key=_order)
 
-    def _inside(self, lat: float, lon: float) -> bool:
-        point = Point(lon, lat)
-        for i in self._tree.query(point):
-            area = self.areas[int(i)]
-            if area.polygon is not None:
-                if area.polygon.covers(point):
-                    return True
-                continue
-            rough = _rough_km(lat, lon, area)
-            if rough <= area.radius_km / _ROUGH_MARGIN:
-                return True
-            if rough <= area.radius_km * _ROUGH_MARGIN and _km((lat, lon), area) <= area.radius_km:
-                return True
-        return False
-
-    def _nearest(self, lat: float, lon: float) -> BranchHit | None:
+    def _nearest(self, lat: float, lon: float, point: Point) -> BranchHit | None:
         """The tree's nearest point in degrees is not always the geodesically nearest (a degree of
         longitude is shorter than one of latitude), so it only sets a bound: a point nearer than
         its distance g lies within g / (MIN_KM_PER_DEGREE × cos φ) degrees, φ being the highest
@@ -203,7 +193,6 @@ class AreaIndex:
         """
         if not self.areas:
             return None
-        point = Point(lon, lat)
         first = self.areas[int(self._points.nearest(point))]
         bound_km = _rough_km(lat, lon, first) * _ROUGH_MARGIN
         highest = min(89.0, max(abs(lat), self._max_abs_lat) + bound_km / MIN_KM_PER_DEGREE)
@@ -225,8 +214,7 @@ class AreaIndex:
             best = BranchHit(first, _km((lat, lon), first))
         return BranchHit(best.area, best.distance_km, self._outside(point, best))
 
-    def _near_misses(self, lat: float, lon: float, factor: float) -> list[BranchHit]:
-        point = Point(lon, lat)
+    def _near_misses(self, lat: float, lon: float, factor: float, point: Point) -> list[BranchHit]:
         tree = self._near_trees.get(factor)
         if tree is None:
             envelopes = [_envelope(a, factor, POLYGON_NEAR_MISS_KM) for a in self.areas]

@@ -254,6 +254,10 @@ _LINK = re.compile(
     r"|\b[\w-]+(?:\.[\w-]+)*\.(?:nl|be|com|org|net|eu|info|nu|io|social|frl)\b(?:/\S*)?",
     re.IGNORECASE,
 )
+# What every link above holds: most texts have none, and this is found far faster.
+_LINK_HINT = re.compile(
+    r"@|://|www\.|\.(?:nl|be|com|org|net|eu|info|nu|io|social|frl)\b", re.IGNORECASE
+)
 # A stretch between ASCII characters that are no letter or digit: the only places a word can
 # start or end besides inside a run of non-ASCII characters.
 _RUN = re.compile(r"[0-9A-Za-z\x80-\U0010ffff]+")
@@ -840,13 +844,27 @@ def _tokens(text: str) -> list[_Word]:
 
     An ASCII letter or digit folds to itself (lower-cased) and any other ASCII character to a
     space, so only the runs holding non-ASCII characters are folded character by character."""
-    links = [m.span() for m in _LINK.finditer(text)]
+    links = _links(text)
     out: list[_Word] = []
+    previous_end = 0
     for run in _RUN.finditer(text):
         written = run.group()
-        if written.isascii():
-            previous_end = out[-1].end if out else 0
-            out.append(_word(text, written.lower(), run.start(), run.end(), links, previous_end))
+        if written.isascii():  # `_word`, inlined: most words
+            start, end = run.span()
+            upper = written[0].isupper()
+            out.append(
+                _Word(
+                    written.lower(),
+                    start,
+                    end,
+                    upper,
+                    upper and not _shouted(written),
+                    bool(links) and any(a <= start < b for a, b in links),
+                    text,
+                    previous_end,
+                )
+            )
+            previous_end = end
             continue
         offset = run.start()
         current: list[str] = []
@@ -858,10 +876,17 @@ def _tokens(text: str) -> list[_Word]:
                         start = index
                     current.append(piece)
                 elif current:
-                    previous_end = out[-1].end if out else 0
                     out.append(_word(text, "".join(current), start, index, links, previous_end))
+                    previous_end = index
                     current = []
     return out
+
+
+def _links(text: str) -> list[tuple[int, int]]:
+    """Where the links, addresses and handles of a text are (`_LINK`)."""
+    if _LINK_HINT.search(text) is None:
+        return []
+    return [m.span() for m in _LINK.finditer(text)]
 
 
 def _word(

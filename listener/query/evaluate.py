@@ -20,7 +20,9 @@ NEAR too far) are kept as near-misses, so thresholds are tuned with evidence.
 
 from __future__ import annotations
 
+import math
 import re
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -49,9 +51,14 @@ SHORT_TERM = 4  # folded terms this short or shorter must match exactly
 # A word standing for a phrase written as one word ('#BibliotheekEemlnd') has at least this
 # share of its letters: 'bibliotheek' is close to 'bibliotheekede' but stands for no phrase.
 JOINED_SHARE = 0.9
+# An evaluator with this many fuzzy words or more remembers which of them each post word is
+# close to (up to CLOSE_REMEMBERED post words); with fewer, one `cdist` a post is faster.
+CLOSE_REMEMBERED_FROM = 200
+CLOSE_REMEMBERED = 20_000
 NEAR_MISS_MARGIN = 12  # fuzzy scores this far under the threshold are near-misses
 PREFIX_KEY = 2  # wildcards are indexed by their first letters ('ij' folds to 'y', so 2, not 3)
 _TOKEN = re.compile(r"([#@]?)([0-9a-z]+)|([^\x00-\x7f])")  # words, and what may be emoji
+_WORD = re.compile(r"[0-9a-z]+")
 _LINK = re.compile(r"https?://", re.IGNORECASE)
 _MENTION = re.compile(r"(?<![\w@])@([A-Za-z0-9_][\w.\-]*(?:@[\w\-]+(?:\.[\w\-]+)+)?)")
 
@@ -72,24 +79,51 @@ class Tokens:
     def of(cls, raw: str) -> Tokens:
         text = _APOSTROPHE_S.sub("", raw) if "'" in raw or "’" in raw else raw
         text = text.lower() if text.isascii() else strip_accents(text)
-        words: list[str] = []
-        shown: list[str] = []
-        hashtags: set[int] = set()
-        emoji: dict[str, list[int]] = {}
-        for m in _TOKEN.finditer(text):
-            mark, word, other = m.groups()
-            if word:
-                if mark == "#" and (m.start() == 0 or not text[m.start() - 1].isalnum()):
-                    hashtags.add(len(words))
-                shown.append(word)
-                words.append(key(word))
-            elif other and is_emoji(other) and emoji_key(other):
-                emoji.setdefault(other, []).append(len(words))
+        words, shown, hashtags, emoji = _read(text)
         at: dict[str, list[int]] = {}
         for i, word in enumerate(words):
             at.setdefault(word, []).append(i)
         mentions = tuple(m.rstrip(".") for m in _MENTION.findall(raw))
         return cls(raw, tuple(words), tuple(shown), frozenset(hashtags), emoji, mentions, at)
+
+
+def reachable(size: int, share: float) -> tuple[int, int]:
+    """The shortest and longest word that can be at ratio ≥ `share` (0–1) to a word of `size`
+    letters: a ratio is at most 2·min(m, n) / (m + n)."""
+    if share <= 0:
+        return 0, 1 << 30
+    return (
+        math.ceil(share * size / (2 - share) - 1e-9),
+        math.floor(size * (2 - share) / share + 1e-9),
+    )
+
+
+def _read(text: str) -> tuple[list[str], list[str], set[int], dict[str, list[int]]]:
+    """`_read_each` of a lower-cased, accent-stripped text; of one in plain ASCII without a
+    '#' (most posts) in two passes of one pattern: then it has no emoji and no hashtags, and
+    'ij' never spans two words."""
+    if "#" in text or not text.isascii():
+        return _read_each(text)
+    return _WORD.findall(key(text)), _WORD.findall(text), set(), {}
+
+
+def _read_each(text: str) -> tuple[list[str], list[str], set[int], dict[str, list[int]]]:
+    """The compare keys of a text's words, the words as shown, the indexes of the words
+    written as #hashtags, and each emoji with the index of the word after each occurrence."""
+    words: list[str] = []
+    shown: list[str] = []
+    hashtags: set[int] = set()
+    emoji: dict[str, list[int]] = {}
+    for m in _TOKEN.finditer(text):
+        mark, word, other = m.groups()
+        if word:
+            if mark == "#" and (m.start() == 0 or not text[m.start() - 1].isalnum()):
+                hashtags.add(len(words))
+            shown.append(word)
+            words.append(key(word))
+        elif other and is_emoji(other) and emoji_key(other):
+            emoji.setdefault(other, []).append(len(words))
+    return words, shown, hashtags, emoji
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +212,9 @@ class Evaluator:
         self.by_emoji: dict[str, set[int]] = {}
         self.mention_terms: set[int] = set()
         self.fuzzy_words: dict[str, set[int]] = {}
+        self._fuzzy_list: list[str] = []  # the fuzzy words `_close` knows, by length
+        self._fuzzy_lengths: list[int] = []
+        self._close: dict[str, tuple[tuple[str, float], ...]] = {}  # post word → close ones
         self.typo_words: dict[str, set[int]] = {}
         self.max_typos = 0
         self.needs: dict[int, frozenset[int] | None] = {}
@@ -276,7 +313,12 @@ class Evaluator:
         close: dict[str, dict[str, float]] = {}
         edits: dict[str, dict[str, int]] = {}
         words = list(tokens.at)
-        if self.fuzzy_words and words:
+        if len(self.fuzzy_words) >= CLOSE_REMEMBERED_FROM and words:
+            for word in words:  # many terms: what each post word is close to, remembered
+                for target, score in self._close_to(word):
+                    close.setdefault(target, {})[word] = score
+                    possible |= self.fuzzy_words[target]
+        elif self.fuzzy_words and words:  # a few: all compared at once
             wanted = list(self.fuzzy_words)
             matrix = process.cdist(
                 wanted, words, scorer=fuzz.ratio, score_cutoff=self.floor, workers=1
@@ -294,6 +336,31 @@ class Evaluator:
                 edits.setdefault(wanted[row], {})[words[column]] = int(matrix[row, column])
                 possible |= self.typo_words[wanted[row]]
         return Candidates(frozenset(possible), close, edits)
+
+    def _close_to(self, word: str) -> tuple[tuple[str, float], ...]:
+        """The fuzzy words of the terms that a post word is close to (at the floor), with their
+        ratios: compared once, then remembered (CLOSE_REMEMBERED words, then forgotten all at
+        once), as a post's words are mostly words seen before."""
+        found = self._close.get(word)
+        if found is None:
+            if len(self._fuzzy_list) != len(self.fuzzy_words):  # terms added since: again
+                self._close.clear()
+                self._fuzzy_list = sorted(self.fuzzy_words, key=len)
+                self._fuzzy_lengths = [len(w) for w in self._fuzzy_list]
+            # only the words of lengths that can be close enough
+            shortest, longest = reachable(len(word), (self.floor - 1e-3) / 100)
+            lengths = self._fuzzy_lengths
+            wanted = self._fuzzy_list[
+                bisect_left(lengths, shortest) : bisect_right(lengths, longest)
+            ]
+            matrix = process.cdist(
+                wanted, [word], scorer=fuzz.ratio, score_cutoff=self.floor, workers=1
+            )  # one column; float32 scores, as one matrix of all the post's words would have
+            found = tuple((wanted[row], float(matrix[row, 0])) for row in numpy.nonzero(matrix)[0])
+            if len(self._close) >= CLOSE_REMEMBERED:
+                self._close.clear()
+            self._close[word] = found
+        return found
 
     def run(
         self,

@@ -31,6 +31,7 @@ from listener.text import fold
 from listener.urgency.settings import LabelSettings, UrgencySettings
 
 _URL = re.compile(r"(?:https?://|www\.)\S+|\b[\w-]+\.(?:ly|me|com|nl|io)/\S*", re.IGNORECASE)
+_URL_HINT = re.compile(r"://|www\.|\.(?:ly|me|com|nl|io)/", re.IGNORECASE)  # in every _URL
 _SENTENCE_END = re.compile(r"[.!?;:\n]+")
 _GREETING = frozenset({"hoi", "hallo", "hey", "hi", "hello", "beste", "dag"})
 _HASHTAG = re.compile(r"(?<!\w)#\w+")
@@ -92,7 +93,7 @@ class Lexicon:
 
     def label(self, post: Post) -> Labelled:
         raw = post.text
-        text = _URL.sub(" ", raw)
+        text = _without_urls(raw)
         sentences = _sentences(text)
         opening = [_without_greeting(s.words) for s in sentences]
         plain = raw.isascii()  # then no emoji to look for, only ASCII markers (':-)')
@@ -187,7 +188,7 @@ class Lexicon:
         for word in self.emphasis:
             if re.search(rf"(?<!\w){re.escape(word)}(?!\w)", casefolded):
                 found.append(f"'{word}' with emphasis")
-        without = _MENTION.sub(" ", _HASHTAG.sub(" ", _URL.sub(" ", raw)))
+        without = _MENTION.sub(" ", _HASHTAG.sub(" ", _without_urls(raw)))
         for word in _CAPITALS.findall(without):
             if len(word) >= settings.capitals_min_letters:
                 found.append(f"'{word}' in capitals")
@@ -204,6 +205,11 @@ def _compile(phrases: list[str]) -> list[tuple[str, tuple[str, ...]]]:
         if words:
             out.append((phrase, words))
     return out
+
+
+def _without_urls(raw: str) -> str:
+    """The text with each link replaced by a space; most texts have none (`_URL_HINT`)."""
+    return _URL.sub(" ", raw) if _URL_HINT.search(raw) else raw
 
 
 def _present(markers: Sequence[str], raw: str, plain: bool) -> list[str]:
@@ -330,7 +336,7 @@ def _spam_shape(raw: str) -> list[str]:
     tags = _HASHTAG.findall(raw)
     if len(tags) >= 4:
         cues.append(f"{len(tags)} hashtags")
-    if _URL.search(raw):
+    if _URL_HINT.search(raw) and _URL.search(raw):
         rest = fold(_MENTION.sub(" ", _HASHTAG.sub(" ", _URL.sub(" ", raw))))
         if len(rest.split()) <= 2:
             cues.append("only a link")
