@@ -154,21 +154,29 @@ def test_two_workers_claiming_at_once_never_share_a_receivers_rows(database_url:
 
     def work(index: int) -> None:
         start.wait()
-        for _ in range(20):
-            claims = stores[index].claim_many(T0, LEASE, per_receiver=4)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # until every row is sent: a worker finds a
+            claims = stores[index].claim_many(T0, LEASE, per_receiver=4)  # queue's head
+            if not claims:  # claimed by another often, and then claims nothing of it
+                if stores[index].outbox_counts() == {"sent": 60}:
+                    return
+                time.sleep(0.005)
+                continue
             taken[index].extend(claims)
             stores[index].finish_many([Outcome.sent(c.delivery_id, "r", T0) for c in claims])
 
     workers = [threading.Thread(target=work, args=(i,)) for i in range(len(stores))]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    every = [c.delivery_id for claims in taken for c in claims]
-    assert sorted(every) == list(range(1, 61))  # each row claimed exactly once
-    assert setup.outbox_counts() == {"sent": 60}
-    for s in (setup, *stores):
-        s.close()
+    try:
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        every = [c.delivery_id for claims in taken for c in claims]
+        assert sorted(every) == list(range(1, 61))  # each row claimed exactly once
+        assert setup.outbox_counts() == {"sent": 60}
+    finally:
+        for s in (setup, *stores):
+            s.close()
 
 
 # --- the deliverer sending batches --------------------------------------------------------------

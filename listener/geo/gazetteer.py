@@ -238,6 +238,7 @@ REGION_KINDS: dict[str, str] = {
     **{q: "abroad" for q in _ABROAD.split()},
 }
 REGION_NAMES = frozenset(REGION_KINDS)
+_REGION_FIRST = frozenset(name.split(" ")[0] for name in REGION_KINDS)
 # Before a region in running text, besides a place preposition: 'op de Veluwe'.
 _REGION_CUES = PLACE_PREPOSITIONS | {"op"}
 # A profile location made only of a place, the words before it from this set and qualifiers
@@ -427,9 +428,12 @@ class Gazetteer:
         # The most words a place or region name starting with a given word has: a span of
         # several words is looked up only where one can start.
         self._longest: dict[str, int] = {}
+        self._pairs: set[str] = set()  # the first two words of the names of several words
         for key in [*self._entries, *REGION_KINDS]:
             first, *rest = key.split(" ")
             self._longest[first] = min(MAX_WORDS, max(self._longest.get(first, 0), 1 + len(rest)))
+            if rest:
+                self._pairs.add(f"{first} {rest[0]}")
         self._last_scan: tuple[str, Scan] | None = None
         self._profiles: dict[str, Scan] = {}
         self._profiles_lock = threading.Lock()
@@ -540,11 +544,22 @@ class Gazetteer:
                 i += 1
         return Scan(_contrasted(text, words, found), regions)
 
+    def _widest(self, words: list[_Word], i: int) -> int:
+        """The most words a name starting at words[i] can have here: one when no name of
+        several words starts with words[i] and words[i + 1] ('de bieb' is no 'De Bilt')."""
+        first = words[i].text
+        most = min(self._longest.get(first, 0), len(words) - i)
+        if most > 1 and f"{first} {words[i + 1].text}" not in self._pairs:
+            return 1
+        return most
+
     def _region(
         self, text: str, words: list[_Word], i: int, profile: bool
     ) -> tuple[RegionMention, int] | None:
         """The region named at words[i], with its number of words."""
-        for n in range(min(self._longest.get(words[i].text, 0), len(words) - i), 0, -1):
+        if words[i].text not in _REGION_FIRST:
+            return None
+        for n in range(self._widest(words, i), 0, -1):
             span = words[i : i + n]
             key = " ".join(w.text for w in span)
             if key not in REGION_KINDS or key in self._entries or any(w.in_link for w in span):
@@ -558,7 +573,7 @@ class Gazetteer:
     def _exact(
         self, text: str, words: list[_Word], i: int, profile: bool
     ) -> tuple[PlaceMention, int] | None:
-        for n in range(min(self._longest.get(words[i].text, 0), len(words) - i), 0, -1):
+        for n in range(self._widest(words, i), 0, -1):
             span = words[i : i + n]
             if any(w.in_link for w in span):
                 continue
