@@ -134,7 +134,7 @@ def _fuzzy_need(word: str, threshold: float) -> Need | None:
     cut = pieces(word, fuzzy_edits(len(word), threshold) + 1)
     if not cut:
         return None
-    share = (threshold - 1e-3) / 100  # as leniently as `Need.holds`
+    share = (threshold - 1e-3) / 100  # as leniently as `Presearcher._word` checks
     shortest, longest = reachable(len(word), share)
     return Need(tuple(dict.fromkeys(cut)), FUZZY, word, threshold, shortest, longest)
 

@@ -212,8 +212,8 @@ class Evaluator:
         self.by_emoji: dict[str, set[int]] = {}
         self.mention_terms: set[int] = set()
         self.fuzzy_words: dict[str, set[int]] = {}
-        self._fuzzy_list: list[str] = []  # the fuzzy words `_close` knows, by length
-        self._fuzzy_lengths: list[int] = []
+        # the fuzzy words `_close` knows, by length, and their lengths
+        self._by_length: tuple[list[str], list[int]] = ([], [])
         self._close: dict[str, tuple[tuple[str, float], ...]] = {}  # post word → close ones
         self.typo_words: dict[str, set[int]] = {}
         self.max_typos = 0
@@ -343,16 +343,15 @@ class Evaluator:
         once), as a post's words are mostly words seen before."""
         found = self._close.get(word)
         if found is None:
-            if len(self._fuzzy_list) != len(self.fuzzy_words):  # terms added since: again
+            ordered, lengths = self._by_length
+            if len(ordered) != len(self.fuzzy_words):  # terms added since: compare again
                 self._close.clear()
-                self._fuzzy_list = sorted(self.fuzzy_words, key=len)
-                self._fuzzy_lengths = [len(w) for w in self._fuzzy_list]
+                ordered = sorted(self.fuzzy_words, key=len)
+                lengths = [len(w) for w in ordered]
+                self._by_length = (ordered, lengths)  # one assignment: the daemon's threads
             # only the words of lengths that can be close enough
             shortest, longest = reachable(len(word), (self.floor - 1e-3) / 100)
-            lengths = self._fuzzy_lengths
-            wanted = self._fuzzy_list[
-                bisect_left(lengths, shortest) : bisect_right(lengths, longest)
-            ]
+            wanted = ordered[bisect_left(lengths, shortest) : bisect_right(lengths, longest)]
             matrix = process.cdist(
                 wanted, [word], scorer=fuzz.ratio, score_cutoff=self.floor, workers=1
             )  # one column; float32 scores, as one matrix of all the post's words would have
