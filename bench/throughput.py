@@ -173,11 +173,13 @@ def interleaved(
     rates: list[tuple[float, float]] = []
     for k in range(args.stretches):
         left = args.budget - whole.seconds
-        part = classify(classifier, islice(iterator, per_stretch), left) if left > 0 else None
-        naive_part = classify(naive, sample[k * per_naive : (k + 1) * per_naive])
-        if part is None or not part.posts:
+        if left <= 0:
             whole.capped = True
             break
+        part = classify(classifier, islice(iterator, per_stretch), left)
+        if not part.posts:
+            break  # the posts ran out
+        naive_part = classify(naive, sample[k * per_naive : (k + 1) * per_naive])
         whole.add(part)
         slow.add(naive_part)
         rates.append((part.rate, naive_part.rate))
