@@ -234,11 +234,14 @@ class _Term:
     searches: frozenset[int]
 
 
-def _forget_the_oldest(memory: dict[str, frozenset[int]]) -> None:
+def _forget_the_oldest(memory: dict[str, frozenset[int]]) -> list[str]:
     """Drop the longest-kept entries (dicts keep insertion order) until half of
-    WORDS_REMEMBERED is left: everyday words come back at once, the rest is not missed."""
-    for token in list(islice(memory, max(0, len(memory) - WORDS_REMEMBERED // 2))):
+    WORDS_REMEMBERED is left: everyday words come back at once, the rest is not missed.
+    The keys dropped."""
+    oldest = list(islice(memory, max(0, len(memory) - WORDS_REMEMBERED // 2)))
+    for token in oldest:
         del memory[token]
+    return oldest
 
 
 class Presearcher:
@@ -295,6 +298,7 @@ class Presearcher:
         self.keys = len(exact.keys() | by_text.keys()) + len(by_emoji)
         self._exact = {word: frozenset(ids) for word, ids in exact.items()}
         self._words: dict[str, frozenset[int]] = {}  # token as written → the needs it meets
+        self._silent: set[str] = set()  # the tokens of `_words` that meet nothing: most
         self._folded: dict[str, frozenset[int]] = {}  # folded word → the needs it meets
         self._lock = threading.Lock()
         self._automaton: Any = None
@@ -338,13 +342,16 @@ class Presearcher:
         split anything across white space, so the folded words of a text are those of its
         white-space-separated tokens one by one: what a token as written ('Leusden,', 'wéér')
         meets is remembered, and a post made of tokens seen before is only look-ups."""
-        memory = self._words
+        memory, silent = self._words, self._silent
         tokens = raw.split()
         with self._lock:  # the daemon's polls decide in several threads; one at a time here
+            if silent.issuperset(tokens) and (self._emoji is None or raw.isascii()):
+                return self.always[:]  # most posts: words seen before that meet nothing
             found = list(map(memory.get, tokens))
             if None in found:  # a token never seen: learn it (and each one only once)
                 if max(len(memory), len(self._folded)) + len(tokens) > WORDS_REMEMBERED:
-                    _forget_the_oldest(memory)  # before, so this post's new tokens all stay
+                    # before, so this post's new tokens all stay
+                    silent.difference_update(_forget_the_oldest(memory))
                     _forget_the_oldest(self._folded)
                 for i, meets in enumerate(found):
                     if meets is None:
@@ -352,6 +359,8 @@ class Presearcher:
                         meets = memory.get(token)  # the same token earlier in the post
                         if meets is None:
                             meets = memory[token] = self._token(token)
+                            if not meets:
+                                silent.add(token)
                         found[i] = meets
         met: set[int] = set().union(*cast(list[frozenset[int]], found))  # no None left
         if self._emoji is not None and not raw.isascii():

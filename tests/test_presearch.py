@@ -214,6 +214,10 @@ def test_the_word_memory_forgets_its_oldest_when_full_and_still_answers(
     assert "de-bieb" in found
     assert "een" not in presearcher._words and "tien" in presearcher._words  # the oldest went
     assert set(last.split()) <= set(presearcher._words) and len(presearcher._words) <= 2 + 6
+    # the tokens known to meet nothing are forgotten with the rest, and only those are known
+    assert presearcher._silent == {t for t, meets in presearcher._words.items() if not meets}
+    assert "de-bieb" in ids(classifier, last)
+    assert ids(classifier, "elf twaalf") == ids(classifier, "")  # known, silent: always-ones only
 
 
 TRICKY = "abcijIJ019 .,!?#@'-/:\n\téÉßﬁ½😡\u0301\u200bİøÖĳĲ中ـ\u00a0…’\u2028\u3000\x85ǈﬀ㎏"
