@@ -39,12 +39,13 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from itertools import islice
-from typing import Any, cast
+from typing import Any
 
 import ahocorasick
 from rapidfuzz import fuzz
 
 from listener.branch import GENERIC_NAME_WORDS
+from listener.geo.gazetteer import PARTICLES
 from listener.match import SearchMatcher, handle_local, normal_handle
 from listener.query.evaluate import JOINED_SHARE, SHORT_TERM, Compiled, reachable
 from listener.query.syntax import key
@@ -54,6 +55,8 @@ from listener.text import fold
 #: it forgets the oldest down to half.
 WORDS_REMEMBERED = 200_000
 _NOTHING: frozenset[int] = frozenset()  # what most words meet: one object for all
+#: Words in nearly every post, never the need a term is looked at by when it has another.
+_FUNCTION_WORDS = PARTICLES | {"the", "of", "and", "la", "le", "les"}
 
 
 def folded(raw: str) -> str:
@@ -219,12 +222,18 @@ def search_needs(matcher: SearchMatcher) -> list[TermNeeds] | None:
     return out
 
 
-def _commonness(need: Need) -> tuple[bool, bool, int]:
-    """How often a need is likely met, for ordering: a generic word of library names first
-    ('bibliotheek' of 'DOK bibliotheek' is met far more often than 'dok'), then a word of three
-    letters or fewer, then the shorter the commoner."""
+def _commonness(need: Need) -> tuple[bool, bool, bool, int]:
+    """How often a need is likely met, for ordering: an article or a particle first (the 'de'
+    of 'de bieb'), then a generic word of library names ('bibliotheek' of 'DOK bibliotheek' is
+    met far more often than 'dok'), then a word of three letters or fewer, then the shorter the
+    commoner."""
     target = need.target or max(need.keys, key=len)
-    return (target in GENERIC_NAME_WORDS, len(target) <= 3, -len(target))
+    return (
+        target in _FUNCTION_WORDS,
+        target in GENERIC_NAME_WORDS,
+        len(target) <= 3,
+        -len(target),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,6 +292,7 @@ class Presearcher:
             for i in ids:
                 terms_of.setdefault(i, []).append(t)
         self._terms_of = {n: tuple(ts) for n, ts in terms_of.items()}
+        self._triggers = frozenset(self._terms_of)  # the needs a term is looked at by
         by_text: dict[str, list[tuple[int, Need]]] = {}
         by_emoji: dict[str, set[int]] = {}
         exact: dict[str, set[int]] = {}
@@ -298,7 +308,9 @@ class Presearcher:
         self.keys = len(exact.keys() | by_text.keys()) + len(by_emoji)
         self._exact = {word: frozenset(ids) for word, ids in exact.items()}
         self._words: dict[str, frozenset[int]] = {}  # token as written → the needs it meets
-        self._silent: set[str] = set()  # the tokens of `_words` that meet nothing: most
+        # The tokens of `_words` that meet no need a term is looked at by ('de' meets the
+        # 'de' of 'de bieb', which is looked at by 'bieb'): most of them.
+        self._silent: set[str] = set()
         self._folded: dict[str, frozenset[int]] = {}  # folded word → the needs it meets
         self._lock = threading.Lock()
         self._automaton: Any = None
@@ -342,28 +354,32 @@ class Presearcher:
         split anything across white space, so the folded words of a text are those of its
         white-space-separated tokens one by one: what a token as written ('Leusden,', 'wéér')
         meets is remembered, and a post made of tokens seen before is only look-ups."""
-        memory, silent = self._words, self._silent
+        memory, silent, triggers = self._words, self._silent, self._triggers
         tokens = raw.split()
+        emoji = self._emoji is not None and not raw.isascii()
         with self._lock:  # the daemon's polls decide in several threads; one at a time here
-            if silent.issuperset(tokens) and (self._emoji is None or raw.isascii()):
-                return self.always[:]  # most posts: words seen before that meet nothing
-            found = list(map(memory.get, tokens))
-            if None in found:  # a token never seen: learn it (and each one only once)
-                if max(len(memory), len(self._folded)) + len(tokens) > WORDS_REMEMBERED:
-                    # before, so this post's new tokens all stay
-                    silent.difference_update(_forget_the_oldest(memory))
-                    _forget_the_oldest(self._folded)
-                for i, meets in enumerate(found):
-                    if meets is None:
-                        token = tokens[i]
-                        meets = memory.get(token)  # the same token earlier in the post
-                        if meets is None:
-                            meets = memory[token] = self._token(token)
-                            if not meets:
-                                silent.add(token)
-                        found[i] = meets
-        met: set[int] = set().union(*cast(list[frozenset[int]], found))  # no None left
-        if self._emoji is not None and not raw.isascii():
+            if silent.issuperset(tokens) and not emoji:
+                return self.always[:]  # most posts: words seen before, no term looked at
+            if max(len(memory), len(self._folded)) + len(tokens) > WORDS_REMEMBERED:
+                # before anything is looked up, so this post's tokens all stay
+                silent.difference_update(_forget_the_oldest(memory))
+                _forget_the_oldest(self._folded)
+            looked_at = False  # whether a token meets a need a term is looked at by
+            for token in tokens:
+                if token in silent:
+                    continue
+                meets = memory.get(token)
+                if meets is None:  # never seen: learn it, once
+                    meets = memory[token] = self._token(token)
+                    if meets.isdisjoint(triggers):
+                        silent.add(token)
+                        continue
+                looked_at = looked_at or not meets.isdisjoint(triggers)
+            if not looked_at and not emoji:
+                return self.always[:]
+            found = list(map(memory.__getitem__, tokens))  # every token known by now
+        met: set[int] = set().union(*found)
+        if emoji:
             for emoji in self._emoji.findall(raw):
                 met |= self._by_emoji[emoji]
         if not met:
