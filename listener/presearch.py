@@ -356,9 +356,9 @@ class Presearcher:
         meets is remembered, and a post made of tokens seen before is only look-ups."""
         memory, silent, triggers = self._words, self._silent, self._triggers
         tokens = raw.split()
-        emoji = self._emoji is not None and not raw.isascii()
+        emoji_here = self._emoji is not None and not raw.isascii()
         with self._lock:  # the daemon's polls decide in several threads; one at a time here
-            if silent.issuperset(tokens) and not emoji:
+            if silent.issuperset(tokens) and not emoji_here:
                 return self.always[:]  # most posts: words seen before, no term looked at
             if max(len(memory), len(self._folded)) + len(tokens) > WORDS_REMEMBERED:
                 # before anything is looked up, so this post's tokens all stay
@@ -375,11 +375,11 @@ class Presearcher:
                         silent.add(token)
                         continue
                 looked_at = looked_at or not meets.isdisjoint(triggers)
-            if not looked_at and not emoji:
+            if not looked_at and not emoji_here:
                 return self.always[:]
             found = list(map(memory.__getitem__, tokens))  # every token known by now
         met: set[int] = set().union(*found)
-        if emoji:
+        if emoji_here and self._emoji is not None:
             for emoji in self._emoji.findall(raw):
                 met |= self._by_emoji[emoji]
         if not met:

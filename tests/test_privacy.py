@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import phonenumbers
 import pytest
 
 from listener.post import Post
-from listener.urgency.privacy import iban_valid, kinds, mask
+from listener.urgency.privacy import _phones, fewest_phone_digits, iban_valid, kinds, mask
 from listener.urgency.score import score_post
 
 
@@ -84,3 +85,40 @@ def test_digits_of_any_script_and_digitless_addresses_are_still_read(
     text: str, expected: list[str]
 ) -> None:
     assert kinds(text) == expected
+
+
+def _written_numbers() -> list[str]:
+    """Every region's example number, international and national, and each shortened by up to
+    four characters (fewer digits than a valid number may have)."""
+    formats = (
+        phonenumbers.PhoneNumberFormat.INTERNATIONAL,
+        phonenumbers.PhoneNumberFormat.NATIONAL,
+    )
+    out = []
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        number = phonenumbers.example_number(region)
+        if number is None:
+            continue
+        for form in formats:
+            written = phonenumbers.format_number(number, form)
+            out += [f"bel {written[: len(written) - cut]} aub" for cut in range(5)]
+    return out
+
+
+@pytest.mark.parametrize("region", ["NL", "BE"])
+def test_too_few_digits_for_a_phone_number_skips_only_texts_the_matcher_finds_nothing_in(
+    region: str,
+) -> None:
+    """`_phones` skips the matcher below `fewest_phone_digits`: over every region's example
+    number, whole and shortened, it finds exactly what the matcher finds."""
+    leniency = phonenumbers.Leniency.VALID
+    texts = _written_numbers()
+    skipped = 0
+    for text in texts:
+        expected = [
+            (m.start, m.end)
+            for m in phonenumbers.PhoneNumberMatcher(text, region, leniency=leniency)
+        ]
+        assert [(f.start, f.end) for f in _phones(text, region)] == expected, text
+        skipped += sum(ch.isdigit() for ch in text) < fewest_phone_digits(region)
+    assert skipped > 0 and len(texts) > 1000  # the skip was taken, and numbers were found

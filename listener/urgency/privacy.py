@@ -89,9 +89,35 @@ def mask(text: str, settings: PrivacySettings | None = None) -> str:
 
 
 def _phones(text: str, region: str) -> Iterable[Found]:
+    if len(_DIGIT.findall(text)) < fewest_phone_digits(region):
+        return  # too few digits for any valid number: the matcher would find none
     matcher = phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.VALID)
     for match in matcher:
         yield Found(PHONE, match.start, match.end)
+
+
+@lru_cache(maxsize=8)
+def fewest_phone_digits(region: str) -> int:
+    """The fewest digits a valid phone number can be written with, read as `region` does: a
+    national number of that region, or any region's with its country code. The matcher reads
+    digits only (no vanity letters), and a number is valid only at one of its region's
+    possible lengths."""
+    lengths = []
+    for metadata in [
+        *map(phonenumbers.PhoneMetadata.metadata_for_region, phonenumbers.SUPPORTED_REGIONS),
+        *map(
+            phonenumbers.PhoneMetadata.metadata_for_nongeo_region,
+            phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS,
+        ),
+    ]:
+        if metadata is None or metadata.general_desc is None:
+            continue
+        possible = [n for n in metadata.general_desc.possible_length if n > 0]
+        if possible:
+            lengths.append(min(possible) + len(str(metadata.country_code)))
+            if metadata.id == region:
+                lengths.append(min(possible))
+    return min(lengths, default=1)
 
 
 def _emails(text: str, public: list[str]) -> Iterable[Found]:
