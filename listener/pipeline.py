@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # the store (SQLAlchemy) is not needed to decide
 HistoryLookup = Callable[[str, str, datetime], AuthorHistory]
 
 CONSOLE_FALLBACK = "console"
+_UNTIMED = StageTimer(None)  # without metrics a timer keeps nothing: one does for every post
 
 
 @dataclass(slots=True)
@@ -241,7 +242,7 @@ class Classifier:
         """Match, locate and score one post. `now` is when the decision is made (default: when
         the post was written); `history` looks up the author's earlier posts about the
         organisation (the daemon's store; None offline); `metrics` times the stages."""
-        stages = StageTimer(metrics)
+        stages = _UNTIMED if metrics is None else StageTimer(metrics)
         with stages.stage("match"):
             matchers = self.candidates(post.text)
             text = Text.of(post.text) if matchers else None
