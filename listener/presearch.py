@@ -5,9 +5,11 @@ names, its `terms` and the terms of its `query`) are indexed once, here as the k
 Aho-Corasick automaton (pyahocorasick) over folded text. A post is folded once ('wéér' →
 'weer', Dutch 'ij' → 'y', punctuation → spaces) and cut into words; what each word meets is
 found by the automaton once and then remembered by the token it was written as (everyday
-words recur), so most of a post is dictionary look-ups. Only the searches a post can match
-are verified by their `SearchMatcher`; most posts mention no search at all, and cost that
-pass and nothing more.
+words recur), so most of a post is dictionary look-ups. A term is looked at only when the post
+meets its least common need ('bieb' of 'de bieb'), so the tokens that meet none of those are
+also kept in one set: a post made only of them (most posts) is answered by one set look-up.
+Only the searches a post can match are verified by their `SearchMatcher`; most posts mention
+no search at all, and cost that pass and nothing more.
 
 A term is indexed as what it needs of the post's words (`Need`), every one of them, or else
 the phrase written as one word ('#BibliotheekEemland'):
