@@ -6,8 +6,10 @@ Aho-Corasick automaton (pyahocorasick) over folded text. A post is folded once (
 'weer', Dutch 'ij' → 'y', punctuation → spaces) and cut into words; what each word meets is
 found by the automaton once and then remembered by the token it was written as (everyday
 words recur), so most of a post is dictionary look-ups. A term is looked at only when the post
-meets its least common need ('bieb' of 'de bieb'), so the tokens that meet none of those are
-also kept in one set: a post made only of them (most posts) is answered by one set look-up.
+meets its least common need ('bieb' of 'de bieb'; which is least common is guessed at first,
+then counted on one post in SAMPLE_EVERY: 'weer' meets the 'weert' of 'Bibliotheek Weert' in
+one post of ten), so the tokens that meet none of those are also kept in one set: a post made
+only of them (most posts) is answered by one set look-up.
 Only the searches a post can match are verified by their `SearchMatcher`; most posts mention
 no search at all, and cost that pass and nothing more.
 
@@ -59,6 +61,14 @@ WORDS_REMEMBERED = 200_000
 _NOTHING: frozenset[int] = frozenset()  # what most words meet: one object for all
 #: Words in nearly every post, never the need a term is looked at by when it has another.
 _FUNCTION_WORDS = PARTICLES | {"the", "of", "and", "la", "le", "les"}
+#: One post in this many (a power of two) has every need it meets counted, so that each term is
+#: looked at by the need of its that posts meet least (`Presearcher._choose_triggers`).
+SAMPLE_EVERY = 64
+#: The needs are chosen again after this many counted posts, then after twice as many each
+#: time, up to LONGEST_BETWEEN (about four million posts); the counts are halved each time,
+#: so what posts say now counts most.
+FIRST_CHOICE = 128
+LONGEST_BETWEEN = 65_536
 
 
 def folded(raw: str) -> str:
@@ -281,20 +291,15 @@ class Presearcher:
         self._terms = [_Term(e, i, frozenset(s)) for (e, i), s in by_needs.items()]
         # A term is looked at when the post meets its least common need (it needs them all)
         # or its `instead`: 'de bieb' when the post has 'bieb', not whenever it has 'de'.
-        needs = {i: each for each, i in need_ids.items()}
-        terms_of: dict[int, list[int]] = {}
-        for t, indexed in enumerate(self._terms):
-            ids = (
-                {min(indexed.every, key=lambda i: _commonness(needs[i]))}
-                if indexed.every
-                else set()
-            )
-            if indexed.instead is not None:
-                ids.add(indexed.instead)
-            for i in ids:
-                terms_of.setdefault(i, []).append(t)
-        self._terms_of = {n: tuple(ts) for n, ts in terms_of.items()}
-        self._triggers = frozenset(self._terms_of)  # the needs a term is looked at by
+        # Until posts have been counted, 'least common' is guessed from the need itself.
+        self._needs = tuple(need_ids)  # by id (dicts keep insertion order)
+        self._guess = [_commonness(each) for each in self._needs]
+        self._met = [0] * len(self._needs)  # how many counted posts met each need
+        self._posts = 0  # posts asked about
+        self._counted = 0  # of them counted
+        self._next_choice = FIRST_CHOICE  # when the needs are chosen again (counted posts)
+        self._terms_of: dict[int, tuple[int, ...]] = {}
+        self._triggers: frozenset[int] = frozenset()  # the needs a term is looked at by
         by_text: dict[str, list[tuple[int, Need]]] = {}
         by_emoji: dict[str, set[int]] = {}
         exact: dict[str, set[int]] = {}
@@ -313,6 +318,7 @@ class Presearcher:
         # The tokens of `_words` that meet no need a term is looked at by ('de' meets the
         # 'de' of 'de bieb', which is looked at by 'bieb'): most of them.
         self._silent: set[str] = set()
+        self._choose_triggers()
         self._folded: dict[str, frozenset[int]] = {}  # folded word → the needs it meets
         self._lock = threading.Lock()
         self._automaton: Any = None
@@ -356,11 +362,14 @@ class Presearcher:
         split anything across white space, so the folded words of a text are those of its
         white-space-separated tokens one by one: what a token as written ('Leusden,', 'wéér')
         meets is remembered, and a post made of tokens seen before is only look-ups."""
-        memory, silent, triggers = self._words, self._silent, self._triggers
         tokens = raw.split()
         emoji_here = self._emoji is not None and not raw.isascii()
         with self._lock:  # the daemon's polls decide in several threads; one at a time here
-            if silent.issuperset(tokens) and not emoji_here:
+            memory, silent, triggers = self._words, self._silent, self._triggers
+            terms_of = self._terms_of  # as chosen now, with `triggers`
+            self._posts += 1
+            counted = not self._posts & (SAMPLE_EVERY - 1)
+            if not counted and silent.issuperset(tokens) and not emoji_here:
                 return self.always[:]  # most posts: words seen before, no term looked at
             if max(len(memory), len(self._folded)) + len(tokens) > WORDS_REMEMBERED:
                 # before anything is looked up, so this post's tokens all stay
@@ -377,6 +386,8 @@ class Presearcher:
                         silent.add(token)
                         continue
                 looked_at = looked_at or not meets.isdisjoint(triggers)
+            if counted:
+                self._count(set().union(*map(memory.__getitem__, tokens)))
             if not looked_at and not emoji_here:
                 return self.always[:]
             found = list(map(memory.__getitem__, tokens))  # every token known by now
@@ -389,7 +400,7 @@ class Presearcher:
         chosen = set(self.always)
         seen: set[int] = set()
         for n in met:
-            for t in self._terms_of.get(n, ()):
+            for t in terms_of.get(n, ()):
                 if t in seen:
                     continue
                 seen.add(t)
@@ -397,6 +408,35 @@ class Presearcher:
                 if term.every <= met or (term.instead is not None and term.instead in met):
                     chosen |= term.searches
         return sorted(chosen)
+
+    def _count(self, met: set[int]) -> None:
+        """Count the needs one post meets; choose the triggers again when it is time."""
+        counts = self._met
+        for n in met:
+            counts[n] += 1
+        self._counted += 1
+        if self._counted >= self._next_choice:
+            self._choose_triggers()
+            self._met = [count // 2 for count in counts]
+            self._next_choice = self._counted + min(self._counted, LONGEST_BETWEEN)
+
+    def _choose_triggers(self) -> None:
+        """Look at each term by the need of its that the counted posts met least (the guess of
+        `_commonness` between needs met as often): 'bibliotheek weert' by 'bibliotheek' once
+        posts show that 'weer', which meets 'weert', is in one of ten. Any need of a term will
+        do, as a term is met only when all are; the tokens known to meet none is then read
+        again from the memory."""
+        counts, guess = self._met, self._guess
+        terms_of: dict[int, list[int]] = {}
+        for t, term in enumerate(self._terms):
+            ids = {min(term.every, key=lambda i: (counts[i], guess[i]))} if term.every else set()
+            if term.instead is not None:
+                ids.add(term.instead)
+            for i in ids:
+                terms_of.setdefault(i, []).append(t)
+        self._terms_of = {n: tuple(ts) for n, ts in terms_of.items()}
+        self._triggers = triggers = frozenset(self._terms_of)
+        self._silent = {t for t, meets in self._words.items() if meets.isdisjoint(triggers)}
 
     def _token(self, token: str) -> frozenset[int]:
         """The needs the folded words of one token meet ('laatste.' is 'laatste' again)."""

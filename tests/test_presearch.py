@@ -235,6 +235,65 @@ def test_a_word_of_nearly_every_post_is_not_what_a_term_is_looked_at_by(
     assert "de-bieb" not in ids(classifier, "het bieb is dicht")
 
 
+def test_a_term_is_looked_at_by_the_need_posts_meet_least_once_posts_are_counted(
+    presearch: tuple[Classifier, Presearcher], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """'Bibliotheek Eemland' needs 'bibliotheek' and 'eemland'. Before any post is counted it is
+    looked at by 'eemland' (a generic word of library names is guessed commoner); once the
+    counted posts name Eemland far more often than 'bibliotheek', by 'bibliotheek'."""
+    import listener.presearch
+
+    classifier, presearcher = presearch
+    monkeypatch.setattr(listener.presearch, "SAMPLE_EVERY", 1)
+    needs = presearcher._needs
+    term = next(
+        t
+        for t, each in enumerate(presearcher._terms)
+        if {needs[n].target for n in each.every} == {"eemland", "bibliotheek"}
+    )
+    by_word = {needs[n].target: n for n in presearcher._terms[term].every}
+    eemland, bibliotheek = by_word["eemland"], by_word["bibliotheek"]
+
+    def looked_at_by() -> set[int]:
+        return {n for n, terms in presearcher._terms_of.items() if term in terms}
+
+    assert looked_at_by() == {eemland, presearcher._terms[term].instead}
+    post = "het is druk in eemland vandaag"
+    presearcher.candidates(post)
+    assert "eemland" not in presearcher._silent
+    for _ in range(listener.presearch.FIRST_CHOICE):
+        presearcher.candidates(post)
+    assert looked_at_by() == {bibliotheek, presearcher._terms[term].instead}
+    assert "eemland" in presearcher._silent  # a post naming only Eemland: one look-up again
+    triggers = presearcher._triggers
+    assert presearcher._silent == {
+        t for t, meets in presearcher._words.items() if meets.isdisjoint(triggers)
+    }
+    assert "eemland-brand" in ids(classifier, "de bibliotheek eemland is dicht")
+    assert "eemland-brand" in ids(classifier, "de bieb in eemland is dicht")
+    assert ids(classifier, post) == ids(classifier, "")
+
+
+def test_the_fast_path_decides_as_the_reference_path_while_its_needs_are_chosen_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every post counted and the needs chosen again after 1, 2, 4, … posts: whichever need a
+    term is looked at by, no post is decided otherwise."""
+    import listener.presearch
+    from bench import national
+
+    monkeypatch.setattr(listener.presearch, "SAMPLE_EVERY", 1)
+    monkeypatch.setattr(listener.presearch, "FIRST_CHOICE", 1)
+    assert (
+        same_decisions(
+            ROOT / "tests" / "corpus" / "config.toml", read_posts("tests/corpus/posts.jsonl")
+        )
+        > 100
+    )
+    config_path = national.write_setup(tmp_path)
+    assert same_decisions(config_path, national.posts(config_path, 400, seed=3)) > 0
+
+
 TRICKY = "abcijIJ019 .,!?#@'-/:\n\téÉßﬁ½😡\u0301\u200bİøÖĳĲ中ـ\u00a0…’\u2028\u3000\x85ǈﬀ㎏"
 
 
@@ -265,7 +324,8 @@ def test_threads_deciding_at_once_with_tiny_memories_decide_as_one_thread(
 ) -> None:
     """The daemon's polls decide in several threads; the presearcher's memory, the area
     indexes' answers and the gazetteer's profile readings are shared and forget while they
-    are read (here all the time: each keeps a handful)."""
+    are read (here all the time: each keeps a handful), and the presearcher chooses the needs
+    its terms are looked at by again while other threads use them."""
     import sys
     import threading
 
@@ -278,6 +338,8 @@ def test_threads_deciding_at_once_with_tiny_memories_decide_as_one_thread(
     posts = national.posts(setup, 300, seed=4)
     expected = [Classifier(load_config(setup)).decide(p).to_json() for p in posts]
     monkeypatch.setattr(listener.presearch, "WORDS_REMEMBERED", 8)
+    monkeypatch.setattr(listener.presearch, "SAMPLE_EVERY", 1)  # needs chosen again, often
+    monkeypatch.setattr(listener.presearch, "FIRST_CHOICE", 1)
     monkeypatch.setattr(listener.geo.areas, "MEMO_POINTS", 2)
     monkeypatch.setattr(listener.geo.gazetteer, "PROFILES_REMEMBERED", 2)
     classifier = Classifier(load_config(setup))
