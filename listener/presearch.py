@@ -318,6 +318,7 @@ class Presearcher:
         # The tokens of `_words` that meet no need a term is looked at by ('de' meets the
         # 'de' of 'de bieb', which is looked at by 'bieb'): most of them.
         self._silent: set[str] = set()
+        self._meeting: set[str] = set()  # the tokens of `_words` that meet a need: few
         self._choose_triggers()
         self._folded: dict[str, frozenset[int]] = {}  # folded word → the needs it meets
         self._lock = threading.Lock()
@@ -373,7 +374,9 @@ class Presearcher:
                 return self.always[:]  # most posts: words seen before, no term looked at
             if max(len(memory), len(self._folded)) + len(tokens) > WORDS_REMEMBERED:
                 # before anything is looked up, so this post's tokens all stay
-                silent.difference_update(_forget_the_oldest(memory))
+                forgotten = _forget_the_oldest(memory)
+                silent.difference_update(forgotten)
+                self._meeting.difference_update(forgotten)
                 _forget_the_oldest(self._folded)
             looked_at = False  # whether a token meets a need a term is looked at by
             for token in tokens:
@@ -382,6 +385,8 @@ class Presearcher:
                 meets = memory.get(token)
                 if meets is None:  # never seen: learn it, once
                     meets = memory[token] = self._token(token)
+                    if meets:
+                        self._meeting.add(token)
                     if meets.isdisjoint(triggers):
                         silent.add(token)
                         continue
@@ -424,8 +429,8 @@ class Presearcher:
         """Look at each term by the need of its that the counted posts met least (the guess of
         `_commonness` between needs met as often): 'bibliotheek weert' by 'bibliotheek' once
         posts show that 'weer', which meets 'weert', is in one of ten. Any need of a term will
-        do, as a term is met only when all are; the tokens known to meet none is then read
-        again from the memory."""
+        do, as a term is met only when all are. Which known tokens meet none of the chosen
+        needs is then read again, of the few tokens that meet any need."""
         counts, guess = self._met, self._guess
         terms_of: dict[int, list[int]] = {}
         for t, term in enumerate(self._terms):
@@ -436,7 +441,12 @@ class Presearcher:
                 terms_of.setdefault(i, []).append(t)
         self._terms_of = {n: tuple(ts) for n, ts in terms_of.items()}
         self._triggers = triggers = frozenset(self._terms_of)
-        self._silent = {t for t, meets in self._words.items() if meets.isdisjoint(triggers)}
+        memory, silent = self._words, self._silent
+        for token in self._meeting:
+            if memory[token].isdisjoint(triggers):
+                silent.add(token)
+            else:
+                silent.discard(token)
 
     def _token(self, token: str) -> frozenset[int]:
         """The needs the folded words of one token meet ('laatste.' is 'laatste' again)."""

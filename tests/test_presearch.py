@@ -219,6 +219,7 @@ def test_the_word_memory_forgets_its_oldest_when_full_and_still_answers(
     assert presearcher._silent == {
         t for t, meets in presearcher._words.items() if meets.isdisjoint(triggers)
     }
+    assert presearcher._meeting == {t for t, meets in presearcher._words.items() if meets}
     assert "de-bieb" in ids(classifier, last)
     assert ids(classifier, "elf twaalf") == ids(classifier, "")  # known, silent: always-ones only
 
@@ -269,6 +270,7 @@ def test_a_term_is_looked_at_by_the_need_posts_meet_least_once_posts_are_counted
     assert presearcher._silent == {
         t for t, meets in presearcher._words.items() if meets.isdisjoint(triggers)
     }
+    assert presearcher._meeting == {t for t, meets in presearcher._words.items() if meets}
     assert "eemland-brand" in ids(classifier, "de bibliotheek eemland is dicht")
     assert "eemland-brand" in ids(classifier, "de bieb in eemland is dicht")
     assert ids(classifier, post) == ids(classifier, "")
