@@ -13,14 +13,19 @@ the timed stretches, so only `Classifier.decide` is on the clock):
 
 - **start-up**: a fresh Python process imports listener, loads the national config, the
   gazetteer, and builds `Classifier(config, gazetteer)` (its matchers, presearcher and area
-  indexes); the time from its first line to a ready classifier, then its first decision (lazy
-  set-up shows there), and its peak RSS at that point. The process's wall time, interpreter
-  start included, is printed beside it.
+  indexes) and settles the garbage collector as the daemon does (`listener.heap.settle`: one
+  full collection, then what is alive is frozen out of later ones); the time from its first
+  line to a ready classifier, then its first decision (lazy set-up shows there), and its peak
+  RSS at that point. The process's wall time, interpreter start included, is printed beside
+  it.
 - **warm-up**: a daemon decides posts for days, and what it learns on the way stays (the words
   the presearcher has looked up, the answers an area index remembers per point, lazily built
   indexes). So each classifier first decides `--warmup` posts of another seed (20,000; about
   ten minutes of a busy firehose), timed on their own and printed as the cold figure; the
-  figures after it are the steady state.
+  figures after it are the steady state. Each classifier is settled once built, as the
+  daemon's is when it starts: without that, every full collection here would walk all the
+  setups, the naive matcher and the posts this process holds (0.1–0.2 s each, a few of them
+  inside the timed stretches), which a daemon with one classifier does not carry.
 - **national**: posts/s of `Classifier(config).decide(post)` over `--posts` posts (200,000), or
   as many as fit in `--budget` seconds of classifying (then it says so), and this process's
   peak RSS afterwards (the classifier, a 5,000-post chunk, and the generator's word lists).
@@ -81,6 +86,14 @@ from listener.geo.gazetteer import Gazetteer, default_gazetteer  # noqa: E402
 from listener.pipeline import Classifier, Decision  # noqa: E402
 from listener.post import Post  # noqa: E402
 
+try:
+    from listener.heap import settle
+except ImportError:  # a listener from before it (for comparing revisions)
+
+    def settle() -> float:
+        return 0.0
+
+
 CHUNK = 5000
 
 STARTUP = r"""
@@ -97,12 +110,19 @@ gazetteer = Gazetteer.load()
 t3 = time.perf_counter()
 classifier = Classifier(config, gazetteer)
 t4 = time.perf_counter()
+try:
+    from listener.heap import settle
+except ImportError:  # a listener from before it
+    settle = lambda: 0.0
+settle()
+t4b = time.perf_counter()
 post = Post.from_dict({"id": "1", "source": "bluesky", "text": "de bieb in Leusden is dicht",
                        "created_at": "2026-11-23T08:00:00Z"})
 classifier.decide(post)
 t5 = time.perf_counter()
 print(json.dumps({"imports": t1 - t0, "config": t2 - t1, "gazetteer": t3 - t2,
-                  "classifier": t4 - t3, "ready": t4 - t0, "first": t5 - t4,
+                  "classifier": t4 - t3, "settle": t4b - t4, "ready": t4b - t0,
+                  "first": t5 - t4b,
                   "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -358,6 +378,7 @@ def run(args: argparse.Namespace, folder: Path) -> None:
 
     if args.profile:
         classifier = Classifier(config, gazetteer)
+        settle()
         warmed(classifier, workload, args.warmup, args.budget)
         profile(classifier, national.posts(workload, args.profile))
         return
@@ -366,6 +387,7 @@ def run(args: argparse.Namespace, folder: Path) -> None:
     t0 = time.perf_counter()
     classifier = Classifier(config, gazetteer)
     build = time.perf_counter() - t0
+    settle()  # as the daemon does once it is built (`listener.heap`)
     cold = warmed(classifier, workload, args.warmup, args.budget)
     sample = national.posts(workload, args.sample, seed=1)  # posts the run has not seen
     naive_matcher = NaiveMatcher(config, gazetteer)
@@ -380,6 +402,7 @@ def run(args: argparse.Namespace, folder: Path) -> None:
     except TypeError:  # a listener without the flag
         reference_classifier = None
     if reference_classifier is not None:  # its answers per point warm up on these posts
+        settle()
         classify(reference_classifier, national.iter_posts(workload, args.sample, seed=2))
     reference = classify(reference_classifier, sample) if reference_classifier else None
     differ = (
@@ -402,6 +425,7 @@ def run(args: argparse.Namespace, folder: Path) -> None:
         t0 = time.perf_counter()
         scaled_classifier = Classifier(scaled, gazetteer)
         built = time.perf_counter() - t0
+        settle()
         first = warmed(scaled_classifier, scaled, args.scale_warmup, args.scale_budget)
         stream = national.iter_posts(scaled, args.scale_posts)
         setups.append(
@@ -421,6 +445,7 @@ def run(args: argparse.Namespace, folder: Path) -> None:
     row("  config loaded", f"{ms * started['config']:.0f} ms")
     row("  gazetteer loaded", f"{ms * started['gazetteer']:.0f} ms")
     row("  classifier built (matchers, indexes)", f"{ms * started['classifier']:.0f} ms")
+    row("  garbage collector settled (gc.freeze)", f"{ms * started.get('settle', 0):.0f} ms")
     row(
         "  ready (first line → ready Classifier)",
         f"{started['ready']:.2f} s",

@@ -41,6 +41,7 @@ from listener.feedback import slack_actions
 from listener.geo.nominatim import ProfileGeocoder
 from listener.growth import GrowthWatch
 from listener.health import SourceHealth
+from listener.heap import settle, unsettle
 from listener.httpserver import Handler, HttpServer
 from listener.leases import Claim, Leases
 from listener.metrics import Metrics, healthz_endpoint, metrics_endpoint, timed
@@ -712,6 +713,8 @@ class Daemon:
             self.metrics.known([s.key for s in sources], [*notifiers, *unavailable])
         for reason in unavailable.values():
             log.warning("%s", reason)
+        if self._scheduler is not None:  # running: the old classifier goes, the new one settles
+            settle()
         return changes
 
     def _schedule_poll(self, scheduler: Any, source: Source, start: datetime) -> None:
@@ -778,6 +781,9 @@ class Daemon:
         # each call, and must get it again while a poll decides posts in pure Python: with the
         # default 5 ms switch interval, each of its many small steps could wait that long.
         sys.setswitchinterval(SWITCH_INTERVAL)
+        # What lives as long as the daemon (gazetteer, indexes, matchers) out of the garbage
+        # collector's full collections (`listener.heap`)
+        log.debug("garbage collector settled in %.0f ms", 1000 * settle())
 
         scheduler = BackgroundScheduler(
             timezone=self.config.main.timezone,
@@ -845,3 +851,4 @@ class Daemon:
             self.close_sources()
             counts = self.store.outbox_counts()
             log.info("stopped; outbox: %s", counts or "empty")
+            unsettle()

@@ -208,12 +208,16 @@ class SearchMatcher:
         is_name: Callable[[str], bool] = lambda _: False,
         extra_terms: Sequence[Term] = (),
         near_misses: bool = True,
+        sense: Sense | None = None,
     ) -> None:
         """`is_name` tells whether some words are a place or a library's own name: 'Leusden
         library' and 'CODA-bieb' are the public library, 'GOG library' is not. Without
         `near_misses` the result has none (what the daemon decides with: it does not keep
-        them), and the fuzzy comparisons look only for words at the threshold."""
+        them), and the fuzzy comparisons look only for words at the threshold. `sense` is
+        `remembered_sense(is_name)`, shared by the matchers of one classifier (made here
+        without it)."""
         self.is_name = is_name
+        self.sense = sense or remembered_sense(is_name)
         self.near_misses = near_misses
         self.search = search
         self.org = org
@@ -370,7 +374,7 @@ class SearchMatcher:
             return f"'{original}' is only an acronym in capitals"
         if self.search.kind == "local" and not term.wildcard and not term.emoji:
             last = term.words[-1].text
-            return _sense_in_context(original, last, tokens.raw, self.is_name)
+            return self.sense(original, last, tokens.raw)
         return None
 
     def _describe(self, term: QueryTerm) -> str:
@@ -460,7 +464,22 @@ def _acronym_as_written(original: str, raw: str) -> bool:
     return re.search(rf"(?<!\w){re.escape(original)}(?!\w)", raw) is not None
 
 
-@lru_cache(maxsize=256)  # the local searches of several organisations ask it of one post
+#: `_sense_in_context` of some text with one `is_name`: (original, word, raw) → why not.
+Sense = Callable[[str, str, str], "str | None"]
+
+
+def remembered_sense(is_name: Callable[[str], bool]) -> Sense:
+    """`_sense_in_context` with `is_name` given, its last 256 answers remembered: the local
+    searches of several organisations ask it of one post. One per classifier, so a classifier
+    replaced on a reload is not held by the answers (a module-wide cache would keep it)."""
+
+    @lru_cache(maxsize=256)
+    def sense(original: str, word: str, raw: str) -> str | None:
+        return _sense_in_context(original, word, raw, is_name)
+
+    return sense
+
+
 def _sense_in_context(
     original: str, word: str, raw: str, is_name: Callable[[str], bool]
 ) -> str | None:

@@ -22,7 +22,7 @@ from listener.config.model import Search
 from listener.geo.areas import Area, AreaIndex, BranchHit, load_area
 from listener.geo.gazetteer import Gazetteer, default_gazetteer
 from listener.geo.locate import Geocode, Located, Prepared, place, prepare
-from listener.match import SearchMatcher, Term, Text, normal_handle
+from listener.match import SearchMatcher, Term, Text, normal_handle, remembered_sense
 from listener.metrics import Metrics, StageTimer
 from listener.post import Post
 from listener.presearch import Presearcher
@@ -123,6 +123,7 @@ class Classifier:
         self.name_words = {  # 'coda' of 'CODA Apeldoorn'; not 'bibliotheek' or 'de'
             w for n in self.names for w in n.split() if w not in GENERIC_NAME_WORDS and len(w) > 2
         }
+        self._sense = remembered_sense(self.is_name)  # one memory for all the matchers
         self.matchers = [self._matcher(s) for s in config.searches]
         self.areas_by_org: dict[str, list[Area]] = {
             org.id: [
@@ -220,7 +221,7 @@ class Classifier:
             for name in branch_names(org):
                 if searchable(name) and not self.gazetteer.candidates(name):
                     extra.append(Term(name, name, "branch"))
-        return SearchMatcher(search, org, self.is_name, extra, self.near_misses)
+        return SearchMatcher(search, org, self.is_name, extra, self.near_misses, self._sense)
 
     def candidates(self, text: str) -> list[SearchMatcher]:
         """The matchers to verify on a post's text, in their order: those the presearcher

@@ -4,8 +4,10 @@ post a changed search finds again."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -238,10 +240,12 @@ def test_the_running_daemon_reloads_and_polls_a_new_search(
 ) -> None:
     daemon = Daemon.from_config(load_config(rss_setup(tmp_path, feed)), env={})
     daemon.reload_every = timedelta(seconds=0.1)
+    first = weakref.ref(daemon.classifier)
     runner = threading.Thread(target=daemon.run_forever)
     runner.start()
     try:
         assert wait_for(lambda: len(feed.requests) >= 2), "the sources were not polled at start"
+        assert gc.get_freeze_count() > 0  # settled at start (`listener.heap`)
         (tmp_path / "queries" / "late.toml").write_text(
             '[[searches]]\nid = "late-night"\nkind = "local"\nterms = ["avondopenstelling"]\n'
             'sources = ["rss"]\n',
@@ -253,11 +257,13 @@ def test_the_running_daemon_reloads_and_polls_a_new_search(
         assert daemon._scheduler.get_job("poll:rss:search:late-night") is not None
         (tmp_path / "queries" / "late.toml").unlink()
         assert wait_for(lambda: daemon._scheduler.get_job("poll:rss:search:late-night") is None)
+        assert wait_for(lambda: first() is None)  # the first classifier, settled, went at a reload
     finally:
         daemon.stop_event.set()
         runner.join(30)
         daemon.store.close()
     assert not runner.is_alive()
+    assert gc.get_freeze_count() == 0  # stopped: everything handed back to the collector
     store = Store(daemon.config.database_url)
     try:
         assert len(store.alerts_since(daemon.clock() - timedelta(days=3650))) == 2
