@@ -200,6 +200,19 @@ def test_the_fast_path_decides_generated_national_posts_as_the_reference_path(
     assert same_decisions(config_path, posts) > 0
 
 
+def test_the_fast_path_decides_as_the_reference_path_with_many_terms_a_search(
+    tmp_path: Path,
+) -> None:
+    """The benchmark's 5,000-term setup at a tenth: each brand search holds about fifty terms
+    such as 'Taalhuis Amsterdam', so most of the ones a post's town makes possible have a
+    word the post lacks."""
+    from bench import national
+
+    config_path = national.write_setup(tmp_path, branches=100, organisations=10, terms=500)
+    posts = national.posts(config_path, 600, seed=5)
+    assert same_decisions(config_path, posts) > 0
+
+
 def test_the_word_memory_forgets_its_oldest_when_full_and_still_answers(
     presearch: tuple[Classifier, Presearcher], monkeypatch: pytest.MonkeyPatch
 ) -> None:
