@@ -841,6 +841,7 @@ class Daemon:
             for close in self._on_stop:
                 close()
             scheduler.shutdown(wait=True)
+            self._scheduler = None  # stopped: a later `apply` reschedules and settles nothing
             if self.leases is not None:  # the other instances take our sources when due
                 try:
                     self.leases.resign()

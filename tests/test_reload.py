@@ -238,7 +238,8 @@ def test_the_swap_waits_for_a_poll_in_flight(tmp_path: Path, daemon: Daemon) -> 
 def test_the_running_daemon_reloads_and_polls_a_new_search(
     tmp_path: Path, feed: FeedServer
 ) -> None:
-    daemon = Daemon.from_config(load_config(rss_setup(tmp_path, feed)), env={})
+    setup = rss_setup(tmp_path, feed)
+    daemon = Daemon.from_config(load_config(setup), env={})
     daemon.reload_every = timedelta(seconds=0.1)
     first = weakref.ref(daemon.classifier)
     runner = threading.Thread(target=daemon.run_forever)
@@ -264,6 +265,9 @@ def test_the_running_daemon_reloads_and_polls_a_new_search(
         daemon.store.close()
     assert not runner.is_alive()
     assert gc.get_freeze_count() == 0  # stopped: everything handed back to the collector
+    assert daemon._scheduler is None and not daemon.scheduler_running()
+    daemon.apply(load_config(setup), env={})  # after the stop: nothing scheduled or settled
+    assert gc.get_freeze_count() == 0
     store = Store(daemon.config.database_url)
     try:
         assert len(store.alerts_since(daemon.clock() - timedelta(days=3650))) == 2
