@@ -17,7 +17,7 @@ from listener.config.model import Organisation, Search
 from listener.match import SearchMatcher, Text
 from listener.post import Author, Geo, Post
 from listener.query.evaluate import Evaluator, Tokens
-from listener.query.syntax import QuerySyntaxError, parse, seeds
+from listener.query.syntax import QuerySyntaxError, parse, seeds, terms_of
 from listener.sources import brand_names, search_terms
 from tests.support.configs import write_setup
 
@@ -257,12 +257,15 @@ CORPUS_POSTS = [make_post({"text": c["text"], "lang": c.get("lang")}) for c in C
         "Bibliotheek Eemlnd in Amersfoort is dicht 😡 #bieb",
         "de bieblokatie Leusden gesloten, vacature? @biebeemland",
         "IJsselstein: bibliotheeek eemlad weer open",
+        "Taalhuis in Leusden, niet in Eemland; #TaalhuisEemlnd en de bieb Leusden",
+        "taalhuys eemlandd bieb-leusden bieb leusdn",
     )
 ]
 WORDS = st.sampled_from(
     ["bieb", "bieb*", "#bieb", '"de bieb"', "dicht", "Eemland~1", "Eemland", "bibliotheek",
      '"bibliotheek eemland"~2', "bibliothè*", "open", "😡", "Leusden", "@biebeemland",
-     "IJsselstein", "gesloten", "lang:nl", "has:geo", "vacature*", "Amersfoort~2", "ijs*"]
+     "IJsselstein", "gesloten", "lang:nl", "has:geo", "vacature*", "Amersfoort~2", "ijs*",
+     '"taalhuis eemland"', '"bieb leusden"', '"de bibliotheek leusden"', '"bieb leusden"~0']
 )  # fmt: skip
 OPERATORS = st.sampled_from(
     [" AND ", " OR ", " NOT ", " ", " NEAR/2 ", " ONEAR/3 ", " NEAR/1 NOT "]
@@ -291,6 +294,28 @@ def test_the_presearch_never_changes_an_answer(query: str, fuzzy: int) -> None:
         fast = evaluator.run(tree, post, tokens, candidates=evaluator.candidates(tokens))
         full = evaluator.run(tree, post, tokens, candidates=evaluator.candidates(tokens, False))
         assert (fast.holds, fast.hits) == (full.holds, full.hits), (query, post.text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(queries(), st.sampled_from([70, 88, 95]), st.booleans())
+def test_a_term_the_presearch_drops_has_neither_an_occurrence_nor_a_near_miss(
+    query: str, fuzzy: int, near_misses: bool
+) -> None:
+    """Term by term, what the presearch keeps ('taalhuis eemland' only when the post has a
+    'taalhuis' and an 'eemland', or something close) finds what every term would."""
+    try:
+        tree = parse(query)
+    except QuerySyntaxError:
+        return
+    evaluator = Evaluator(fuzzy, trees=[tree], near_misses=near_misses)
+    for post in CORPUS_POSTS:
+        tokens = Tokens.of(post.text)
+        fast, full = evaluator.candidates(tokens), evaluator.candidates(tokens, False)
+        for term in terms_of(tree):
+            found = evaluator.term_hits(term, tokens, full)
+            assert evaluator.term_hits(term, tokens, fast) == found, (term.written, post.text)
+            if found != ([], []):
+                assert id(term) in fast.possible
 
 
 def test_an_unknown_source_in_a_query_is_a_configuration_error(tmp_path: Path) -> None:

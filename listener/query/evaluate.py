@@ -188,7 +188,9 @@ class Evaluator:
 
     Built with every tree the search will run, it indexes their terms, as Lucene Monitor's
     presearcher does: `candidates` looks the post's words up in that index (exact words, the
-    first letters of wildcards, and for fuzzy terms a batched rapidfuzz comparison), and `run`
+    first letters of wildcards, and for fuzzy terms a batched rapidfuzz comparison), keeps of
+    the terms found there those whose every word the post has (`_may_occur`: 'taalhuis
+    amsterdam' is looked up by 'amsterdam', and goes when the post has no 'taalhuis'), and `run`
     skips any branch of a tree whose terms cannot match, which is most of them for most posts.
     """
 
@@ -335,6 +337,9 @@ class Evaluator:
             for row, column in zip(*numpy.nonzero(matrix <= self.max_typos + 1), strict=True):
                 edits.setdefault(wanted[row], {})[words[column]] = int(matrix[row, column])
                 possible |= self.typo_words[wanted[row]]
+        if presearch and possible:
+            at, compiled = tokens.at, self.compiled
+            possible = {i for i in possible if _may_occur(compiled[i], at, close)}
         return Candidates(frozenset(possible), close, edits)
 
     def _close_to(self, word: str) -> tuple[tuple[str, float], ...]:
@@ -582,6 +587,22 @@ def field_holds(node: Field, post: Post, fetched_by: str | None = None) -> bool:
 
 def _shown(tokens: Tokens, start: int, end: int) -> str:
     return " ".join(tokens.shown[start:end])
+
+
+def _may_occur(c: Compiled, at: dict[str, list[int]], close: dict[str, dict[str, float]]) -> bool:
+    """False only when `Evaluator.term_hits` would find neither an occurrence of the term nor a
+    near-miss: an exact term needs every word in the post (`_exact_hits`), a fuzzy one every
+    long word close to a post word and every short one there (`_fuzzy_hits`, after the exact
+    look); either may instead be the phrase written as one word. A term with a wildcard, `~n`
+    typos, an emoji or a mention is always kept."""
+    keys = c.keys
+    if c.mode not in ("exact", "fuzzy") or any(c.prefixes):
+        return True
+    if len(keys) > 1 and (c.joined in at or c.joined in close):
+        return True
+    if c.mode == "exact":
+        return all(k in at for k in keys)
+    return all(k in at if len(k) <= SHORT_TERM else k in close for k in keys)
 
 
 def _exact_hits(c: Compiled, tokens: Tokens) -> list[Hit]:
