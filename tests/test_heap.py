@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from listener.config import load_config
-from listener.heap import settle, unsettle
+from listener.heap import YOUNG_THRESHOLD, settle, unsettle
 from listener.pipeline import Classifier
 from listener.post import Post
 from tests.support.configs import write_setup
@@ -78,3 +78,57 @@ def test_a_classifier_let_go_of_is_freed(tmp_path: Path) -> None:
     del classifier
     gc.collect()
     assert held() is None
+
+
+def test_settle_lets_the_youngest_generation_grow_and_unsettle_puts_it_back() -> None:
+    before = gc.get_threshold()
+    settle()
+    settle()  # a reload settles again: what unsettle restores is still what was there first
+    assert gc.get_threshold() == (YOUNG_THRESHOLD, before[1], before[2])
+    unsettle()
+    assert gc.get_threshold() == before
+
+
+def test_a_batch_of_decisions_held_until_it_is_saved_meets_no_collection(tmp_path: Path) -> None:
+    """The daemon holds a batch's decisions (`Classifier.process`) until the batch is saved:
+    once settled, 500 posts' worth is made and freed without the collector looking at it,
+    where CPython's default threshold collects every 70 posts or so."""
+    classifier = Classifier(load_config(write_setup(tmp_path)))
+    posts = [
+        Post.from_dict(
+            {
+                "id": str(i),
+                "source": "bluesky",
+                "text": f"Koffie nummer {i} vandaag",
+                "created_at": "2026-11-23T08:00:00Z",
+            }
+        )
+        for i in range(500)
+    ]
+    collections: list[int] = []
+
+    def noted(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    def decide_batch() -> None:
+        gc.collect()  # the counts start at 0
+        gc.callbacks.append(noted)
+        try:
+            decided = [classifier.process(post, "bluesky", None) for post in posts]
+            assert len(decided) == 500
+        finally:
+            gc.callbacks.remove(noted)
+
+    thresholds = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)  # CPython's default, whatever ran before
+    try:
+        decide_batch()
+        assert collections  # the collector looks several times
+        collections.clear()
+        settle()
+        decide_batch()
+        assert collections == []
+    finally:
+        unsettle()
+        gc.set_threshold(*thresholds)
