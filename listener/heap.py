@@ -18,9 +18,10 @@ is collected (CPython's default is 700). The daemon holds a whole batch's decisi
 containers a post: the decision, its lists, its JSON, the alert; 500 posts a Jetstream batch)
 until the batch is saved. With 700, collections ran every 70 posts of a batch, found all of
 them alive, and moved them on to the older generations, whose collections are the costly ones;
-with 10,000 a batch is freed by reference counting before a collection looks at it. Measured
-on the national setup, 500-post batches decided and saved to SQLite, the threshold alternating
-batch by batch: deciding +9–14%, deciding and saving +4–8% (10,000 and 50,000: the same).
+with 10,000 a batch meets one collection at most, and is mostly freed by reference counting
+before any collection looks at it. Measured on the national setup, 500-post batches decided and
+saved to SQLite, the threshold alternating batch by batch: deciding +9–14%, deciding and saving
++4–8% (10,000 and 50,000: the same).
 """
 
 from __future__ import annotations
