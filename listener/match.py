@@ -304,7 +304,7 @@ class SearchMatcher:
         result = MatchResult(self.search, matched=False)
         tokens = text.tokens
         candidates = self.evaluator.candidates(tokens)
-        for written in mentions(text.raw) if self.handle_keys else ():
+        for written in tokens.mentions if self.handle_keys else ():  # `mentions`, read once
             handle = next(
                 (self.handle_keys[k] for k in handle_keys(written) if k in self.handle_keys), None
             )

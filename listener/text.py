@@ -11,8 +11,16 @@ from __future__ import annotations
 import re
 import unicodedata
 
-_NON_WORD = re.compile(r"[^0-9a-z]+")
-
+#: ASCII as `fold` keeps it, byte by byte: digits and lower-case letters as they are, capitals
+#: lower-cased, anything else a space. `bytes.translate` and `split` do in one pass what a
+#: regular expression's substitution did three times slower.
+_ASCII_WORDS = bytes(
+    ch + 32 if 65 <= ch <= 90 else ch if 48 <= ch <= 57 or 97 <= ch <= 122 else 32
+    for ch in range(256)
+)
+#: The same after case folding and decomposing, where a capital is no letter of the text's own
+#: but a compatibility form's ('™' → 'TM'): a space, as it always was.
+_FOLDED_WORDS = bytes(32 if 65 <= ch <= 90 else b for ch, b in enumerate(_ASCII_WORDS))
 
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 
@@ -36,9 +44,15 @@ def strip_accents(text: str) -> str:
 def fold(text: str) -> str:
     """Lower-case, strip accents, turn punctuation into spaces, collapse white space."""
     if text.isascii():  # most posts: nothing to decompose
-        return _NON_WORD.sub(" ", text.lower()).strip()
+        return b" ".join(text.encode("ascii").translate(_ASCII_WORDS).split()).decode("ascii")
     decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return _NON_WORD.sub(" ", _NON_ASCII.sub(_space_unless_marks, decomposed)).strip()
+    return spaced_words(_NON_ASCII.sub(_space_unless_marks, decomposed))  # accents stripped
+
+
+def spaced_words(text: str) -> str:
+    """The runs of digits and lower-case letters of an ASCII text, one space between them:
+    what a regular expression's `[0-9a-z]+` finds, in one pass (capitals count as spaces)."""
+    return b" ".join(text.encode("ascii").translate(_FOLDED_WORDS).split()).decode("ascii")
 
 
 def words(text: str) -> list[str]:

@@ -249,11 +249,14 @@ LIBRARY_WORDS = frozenset(["bieb", "bibliotheek", "library", "filiaal", "vestigi
 LIBRARY_REACH = 5  # words at most from the library word to the place ('de bieb in het Forum in X')
 
 
+_CLAUSE_END = re.compile(r"[,;:.!?()\[\]\n]")
+
+
 def _clause_words(raw: str) -> list[tuple[str, int]]:
     """The folded words of a text (as `fold` splits them), each with the number of its clause."""
     return [
         (word, clause)
-        for clause, part in enumerate(re.split(r"[,;:.!?()\[\]\n]", raw))
+        for clause, part in enumerate(_CLAUSE_END.split(raw))
         for word in fold(part).split()
     ]
 

@@ -45,7 +45,7 @@ from listener.query.syntax import (
     key,
     terms_of,
 )
-from listener.text import strip_accents
+from listener.text import spaced_words, strip_accents
 
 SHORT_TERM = 4  # folded terms this short or shorter must match exactly
 # A word standing for a phrase written as one word ('#BibliotheekEemlnd') has at least this
@@ -58,7 +58,6 @@ CLOSE_REMEMBERED = 20_000
 NEAR_MISS_MARGIN = 12  # fuzzy scores this far under the threshold are near-misses
 PREFIX_KEY = 2  # wildcards are indexed by their first letters ('ij' folds to 'y', so 2, not 3)
 _TOKEN = re.compile(r"([#@]?)([0-9a-z]+)|([^\x00-\x7f])")  # words, and what may be emoji
-_WORD = re.compile(r"[0-9a-z]+")
 _LINK = re.compile(r"https?://", re.IGNORECASE)
 _MENTION = re.compile(r"(?<![\w@])@([A-Za-z0-9_][\w.\-]*(?:@[\w\-]+(?:\.[\w\-]+)+)?)")
 
@@ -100,11 +99,12 @@ def reachable(size: int, share: float) -> tuple[int, int]:
 
 def _read(text: str) -> tuple[list[str], list[str], set[int], dict[str, list[int]]]:
     """`_read_each` of a lower-cased, accent-stripped text; of one in plain ASCII without a
-    '#' (most posts) in two passes of one pattern: then it has no emoji and no hashtags, and
-    'ij' never spans two words."""
+    '#' (most posts) its runs of letters and digits in one pass: then it has no emoji and no
+    hashtags, and 'ij' never spans two words."""
     if "#" in text or not text.isascii():
         return _read_each(text)
-    return _WORD.findall(key(text)), _WORD.findall(text), set(), {}
+    spaced = spaced_words(text)
+    return key(spaced).split(), spaced.split(), set(), {}
 
 
 def _read_each(text: str) -> tuple[list[str], list[str], set[int], dict[str, list[int]]]:

@@ -85,7 +85,10 @@ class Lexicon:
         }
         self.negations = frozenset(fold(w) for w in settings.negation.words)
         self.intensifier_words = frozenset(fold(w) for w in settings.intensifiers.words)
-        self.emphasis = tuple(w.casefold() for w in settings.intensifiers.emphasis)
+        self.emphasis = tuple(
+            (word, re.compile(rf"(?<!\w){re.escape(word)}(?!\w)"))
+            for word in (w.casefold() for w in settings.intensifiers.emphasis)
+        )  # each word with its pattern, compiled once
         self.sarcasm = _compile(settings.sarcasm.markers)
         self._finder = _PhraseFinder([*self.phrases.values(), self.sarcasm])
         self.closure_words = frozenset(fold(w) for w in settings.closures.words)
@@ -185,8 +188,8 @@ class Lexicon:
                     if words[i] in self.intensifier_words:
                         found.append(f"'{words[i]}' before '{hit.shown}'")
         casefolded = raw.casefold()
-        for word in self.emphasis:
-            if re.search(rf"(?<!\w){re.escape(word)}(?!\w)", casefolded):
+        for word, pattern in self.emphasis:
+            if pattern.search(casefolded):
                 found.append(f"'{word}' with emphasis")
         without = _MENTION.sub(" ", _HASHTAG.sub(" ", _without_urls(raw)))
         for word in _CAPITALS.findall(without):
