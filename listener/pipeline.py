@@ -264,13 +264,13 @@ class Classifier:
         prepared: Prepared | None = None  # the post's places, read once for every index
         located_cache: dict[object, Located] = {}
 
-        def located_in(where: object, index: AreaIndex) -> Located:
+        def located_in(where: object, index: AreaIndex, nearest: bool = True) -> Located:
             nonlocal prepared
             if where not in located_cache:
                 with stages.stage("locate"):
                     if prepared is None:
                         prepared = prepare(post, self.gazetteer, self.geocode)
-                    located_cache[where] = place(prepared, index, self.near_misses)
+                    located_cache[where] = place(prepared, index, self.near_misses, nearest)
             return located_cache[where]
 
         candidates: list[_Candidate] = []
@@ -292,7 +292,10 @@ class Classifier:
                 decision.evidence += _relabel(result.evidence, search.id, label)  # rejections
                 continue
             if group is not None:
-                located = located_in(group.first, group.index)
+                # Outside every branch area of a group, the nearest of its organisations'
+                # branches (hundreds) is not looked up: the post is no candidate, and the areas
+                # it lies just outside are what its near-misses show.
+                located = located_in(group.first, group.index, nearest=False)
             elif search.org:
                 located = located_in(search.org, self.index_by_org.get(search.org, self._no_areas))
             else:

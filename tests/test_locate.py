@@ -14,7 +14,7 @@ from geopy.distance import geodesic
 
 from listener.geo.areas import load_area
 from listener.geo.gazetteer import Gazetteer, PlaceMention, default_gazetteer
-from listener.geo.locate import Area, AreaIndex, Located, locate
+from listener.geo.locate import Area, AreaIndex, BranchHit, Located, locate, place, prepare
 from listener.post import Author, Geo, Post
 
 AMERSFOORT = Area("eemland", "amersfoort-centrum", "Amersfoort Centrum", 52.1561, 5.3878, 5)
@@ -146,6 +146,29 @@ def test_a_place_outside_every_radius_has_no_branch_but_a_nearest(gazetteer: Gaz
         f"profile location 'Utrecht, NL' → Utrecht, {km:.1f} km from nearest branch "
         "amersfoort-centrum (radius 5 km): outside"
     )
+
+
+def test_without_nearest_a_place_outside_every_area_is_not_measured(
+    gazetteer: Gazetteer,
+) -> None:
+    asked: list[tuple[float, float]] = []
+
+    class Counting(AreaIndex):
+        def nearest(self, lat: float, lon: float) -> BranchHit | None:
+            asked.append((lat, lon))
+            return super().nearest(lat, lon)
+
+    areas = Counting((AMERSFOORT, LEUSDEN, ZWOLLE))
+    prepared = prepare(post("geen idee", profile="Utrecht, NL"), gazetteer)
+    located = place(prepared, areas, nearest=False)
+    assert located.branch is None and asked == []
+    assert located.evidence[0] == (
+        "profile location 'Utrecht, NL' → Utrecht, in none of the 3 branch areas"
+    )
+    assert "km from nearest branch amersfoort-centrum" in place(prepared, areas).evidence[0]
+    assert len(asked) == 1
+    inside = place(prepare(post("de bieb in Leusden"), gazetteer), areas, nearest=False)
+    assert branch_id(inside) == "leusden"  # inside an area nothing changes
 
 
 def test_a_place_just_outside_a_radius_is_a_near_miss(gazetteer: Gazetteer) -> None:

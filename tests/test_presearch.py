@@ -334,6 +334,43 @@ def test_a_group_of_local_searches_with_the_same_terms_is_one_candidate(tmp_path
     assert reference.candidates("x") == reference.matchers  # every one, grouped or not
 
 
+def test_a_post_outside_every_area_of_a_group_is_not_measured_to_the_nearest_branch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A group's branches are those of many organisations: the nearest of them to a post in
+    none of their areas is not looked up, on either path; the near-misses stay for `try`."""
+    from bench import national
+    from listener.geo.areas import AreaIndex
+
+    setup = national.write_setup(tmp_path, branches=40, organisations=8)
+    classifier = Classifier(load_config(setup))
+    towns = ["Vaals", "Cadzand", "Delfzijl", "Den Helder", "Winterswijk", "Maastricht", "Texel"]
+    places = [classifier.gazetteer.candidates(town)[0] for town in towns]
+    far = next(p for p in places if not classifier.areas_containing(p.lat, p.lon))
+    post = Post(
+        id="1",
+        source="bluesky",
+        text=f"de bieb in {far.name} is weer dicht",
+        created_at=datetime(2026, 11, 23, 9, tzinfo=UTC),
+    )
+    asked: list[AreaIndex] = []
+    measure = AreaIndex.nearest
+
+    def nearest(index: AreaIndex, lat: float, lon: float) -> object:
+        asked.append(index)
+        return measure(index, lat, lon)
+
+    monkeypatch.setattr(AreaIndex, "nearest", nearest)
+    decision = classifier.decide(post)
+    grouped = {id(group.index) for group in classifier.group_of.values()}
+    assert decision.org is None
+    assert [index for index in asked if id(index) in grouped] == []
+    outside = [e for e in decision.evidence if e.startswith(f"text names {far.name} ")]
+    assert outside and all(", in none of the " in e for e in outside)
+    reference = Classifier(classifier.config, presearch=False).decide(post)
+    assert reference.to_json() == decision.to_json()
+
+
 def test_threads_deciding_at_once_with_tiny_memories_decide_as_one_thread(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -157,9 +157,12 @@ def locate(
     return place(prepare(post, gazetteer, geocode), index)
 
 
-def place(prepared: Prepared, index: AreaIndex, near_misses: bool = True) -> Located:
+def place(
+    prepared: Prepared, index: AreaIndex, near_misses: bool = True, nearest: bool = True
+) -> Located:
     """`locate` for a prepared post: the branch areas of `index` decide. Without
-    `near_misses`, the areas the place lies just outside are not looked for."""
+    `near_misses`, the areas the place lies just outside are not looked for; without
+    `nearest`, nor the nearest branch of a place in no area (the evidence then only says so)."""
     notes = list(prepared.notes)
     coordinates, profile = prepared.coordinates, prepared.profile
     text = _from_text(prepared, index, notes)
@@ -175,7 +178,7 @@ def place(prepared: Prepared, index: AreaIndex, near_misses: bool = True) -> Loc
 
     inside = index.containing(location.lat, location.lon)
     branch = inside[0] if inside else None
-    nearest = index.nearest(location.lat, location.lon) if branch is None else None
+    outside = index.nearest(location.lat, location.lon) if branch is None and nearest else None
     if branch is not None:
         evidence = [f"{location.description}, {_distance(branch, 'branch')}"]
         evidence += [
@@ -183,8 +186,10 @@ def place(prepared: Prepared, index: AreaIndex, near_misses: bool = True) -> Loc
             "the nearest branch wins"
             for other in inside[1:]
         ]
-    elif nearest is not None:
-        evidence = [f"{location.description}, {_outside(nearest)}"]
+    elif outside is not None:
+        evidence = [f"{location.description}, {_outside(outside)}"]
+    elif len(index):
+        evidence = [f"{location.description}, in none of the {len(index)} branch areas"]
     else:
         evidence = [f"{location.description}; no branch areas to compare with"]
     mention = location.mention
