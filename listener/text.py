@@ -11,16 +11,12 @@ from __future__ import annotations
 import re
 import unicodedata
 
-#: ASCII as `fold` keeps it, byte by byte: digits and lower-case letters as they are, capitals
-#: lower-cased, anything else a space. `bytes.translate` and `split` do in one pass what a
-#: regular expression's substitution did three times slower.
-_ASCII_WORDS = bytes(
-    ch + 32 if 65 <= ch <= 90 else ch if 48 <= ch <= 57 or 97 <= ch <= 122 else 32
-    for ch in range(256)
-)
-#: The same after case folding and decomposing, where a capital is no letter of the text's own
-#: but a compatibility form's ('™' → 'TM'): a space, as it always was.
-_FOLDED_WORDS = bytes(32 if 65 <= ch <= 90 else b for ch, b in enumerate(_ASCII_WORDS))
+#: ASCII byte by byte as `fold` keeps it: digits and lower-case letters as they are, anything
+#: else a space (capitals too: `fold` lower-cases first, so what capitals are left after case
+#: folding and decomposing belong to a compatibility form, '™' → 'TM', and are no word).
+#: `bytes.translate` and `split` do in one pass what a regular expression's substitution did
+#: three times slower.
+_WORD_BYTES = bytes(ch if 48 <= ch <= 57 or 97 <= ch <= 122 else 32 for ch in range(256))
 
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 
@@ -44,7 +40,7 @@ def strip_accents(text: str) -> str:
 def fold(text: str) -> str:
     """Lower-case, strip accents, turn punctuation into spaces, collapse white space."""
     if text.isascii():  # most posts: nothing to decompose
-        return b" ".join(text.encode("ascii").translate(_ASCII_WORDS).split()).decode("ascii")
+        return spaced_words(text.lower())
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     return spaced_words(_NON_ASCII.sub(_space_unless_marks, decomposed))  # accents stripped
 
@@ -52,7 +48,7 @@ def fold(text: str) -> str:
 def spaced_words(text: str) -> str:
     """The runs of digits and lower-case letters of an ASCII text, one space between them:
     what a regular expression's `[0-9a-z]+` finds, in one pass (capitals count as spaces)."""
-    return b" ".join(text.encode("ascii").translate(_FOLDED_WORDS).split()).decode("ascii")
+    return b" ".join(text.encode("ascii").translate(_WORD_BYTES).split()).decode("ascii")
 
 
 def words(text: str) -> list[str]:
