@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from shapely import STRtree
 from shapely.geometry import Point, shape
@@ -41,6 +42,10 @@ GENERIC_NAME_WORDS = frozenset(
 #: Branch names that are ordinary words: they point at a branch once a post is tied to the
 #: organisation ('de bieb in het centrum'), but are never searched for on their own.
 ORDINARY_NAMES = frozenset(["centrum", "centrale", "zuid", "noord", "oost", "west", "stad", "dorp"])
+#: A one-word branch name this common in Dutch or English text (wordfreq's Zipf scale, as the
+#: lint's drowning terms: once in 100,000 words) is a word of its own ('haven', 'buiten',
+#: 'forum'), never searched for on its own; 'eemhuis' (2.1) and 'neude' (2.4) are names.
+COMMON_NAME_ZIPF = 4.0
 #: A village or district has a branch of its own when one stands this close to its centre.
 OWN_BRANCH_KM = 1.5
 #: Coordinates are 'about halfway' when the nearest branch is not clearly nearer than the next.
@@ -78,9 +83,27 @@ def branch_names(org: Organisation) -> dict[str, str]:
 
 
 def searchable(name: str) -> bool:
-    """A branch name distinctive enough to be searched for by itself ('eemhuis', 'dok zuid')."""
-    first = name.split()[0]
-    return len(name) >= 5 and name not in ORDINARY_NAMES and first not in ("de", "het", "t")
+    """A branch name distinctive enough to be searched for by itself ('eemhuis', 'dok zuid'):
+    five letters or more, no article first, and not one everyday word ('haven', 'buiten',
+    `common_word`). A name of several words is searched as that phrase, so its words may be
+    everyday ones ('dok zuid')."""
+    words = name.split()
+    return (
+        len(name) >= 5
+        and name not in ORDINARY_NAMES
+        and words[0] not in ("de", "het", "t")
+        and (len(words) > 1 or not common_word(name))
+    )
+
+
+@lru_cache(maxsize=4096)
+def common_word(word: str) -> bool:
+    """A folded word at least COMMON_NAME_ZIPF in Dutch or English (wordfreq's small lists)."""
+    from wordfreq import zipf_frequency  # on first use: a fifth of a second to import
+
+    return any(
+        zipf_frequency(word, lang, wordlist="small") >= COMMON_NAME_ZIPF for lang in ("nl", "en")
+    )
 
 
 class BranchResolver:

@@ -214,14 +214,27 @@ class Classifier:
 
     def _matcher(self, search: Search) -> SearchMatcher:
         """A brand search also finds its branches' own names ('Eemhuis', 'dok Zuid') when they
-        are not places (places are the locate stage's job) and cannot pass for a word."""
+        cannot pass for a word (`searchable`) and are not places, nor part of the place the
+        branch is named after ('pinte' of 'Bibliotheek De Pinte'): places are the locate
+        stage's job."""
         org = self.config.organisations.get(search.org) if search.org else None
         extra = []
         if search.kind == "brand" and org is not None:
-            for name in branch_names(org):
-                if searchable(name) and not self.gazetteer.candidates(name):
+            written = {b.id: b.name for b in org.branches}
+            for name, branch in branch_names(org).items():
+                if searchable(name) and not self._in_a_place(name, written[branch]):
                     extra.append(Term(name, name, "branch"))
         return SearchMatcher(search, org, self.is_name, extra, self.near_misses, self._sense)
+
+    def _in_a_place(self, name: str, branch_name: str) -> bool:
+        """Whether a branch's distinctive words are a place ('leusden') or part of one its
+        full name holds ('gillis waas' of 'Bib Sint-Gillis-Waas' in Sint-Niklaas's branches)."""
+        if self.gazetteer.candidates(name):
+            return True
+        padded = f" {name} "
+        return any(
+            padded in f" {fold(m.written)} " for m in self.gazetteer.find_in_text(branch_name)
+        )
 
     def candidates(self, text: str) -> list[SearchMatcher]:
         """The matchers to verify on a post's text, in their order: those the presearcher

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import pytest
 from geopy.distance import geodesic
 
-from listener.branch import OWN_BRANCH_KM, branch_names, searchable
+from listener.branch import OWN_BRANCH_KM, branch_names, common_word, searchable
 from listener.config import Config, load_config
 from listener.geo.gazetteer import Place, default_gazetteer
 from listener.pipeline import Classifier, Decision
@@ -235,9 +235,87 @@ def test_a_distinctive_branch_name_is_searchable_by_itself(name: str) -> None:
     assert searchable(name)
 
 
-@pytest.mark.parametrize("name", ["centrum", "centrale", "de maten", "het huis", "oost", "dok"])
+@pytest.mark.parametrize(
+    "name",
+    ["centrum", "centrale", "de maten", "het huis", "oost", "dok", "haven", "buiten", "forum"],
+)
 def test_an_ordinary_word_an_article_name_or_a_short_name_is_not_searchable(name: str) -> None:
     assert not searchable(name)
+
+
+def test_a_name_of_several_words_is_searched_as_a_phrase_even_of_everyday_words() -> None:
+    assert common_word("haven") and common_word("oude")  # wordfreq: 4.6 and 5.2 in Dutch
+    assert searchable("oude haven")
+    assert not common_word("eemhuis") and not common_word("neude")
+
+
+EVERYDAY = """\
+[[organisations]]
+id = "almere"
+name = "Nieuwe Bibliotheek Almere"
+branches = [
+  { id = "haven", name = "Bibliotheek Almere Haven", lat = 52.3353, lon = 5.2192 },
+  { id = "buiten", name = "Bibliotheek Almere Buiten", lat = 52.3917, lon = 5.2722 },
+  { id = "stadhuisplein", name = "Bibliotheek Stadhuisplein", lat = 52.3713, lon = 5.2200 },
+]
+
+[[organisations]]
+id = "sint-niklaas"
+name = "Bib Sint-Niklaas"
+branches = [
+  { id = "sint-gillis-waas", name = "Bib Sint-Gillis-Waas", lat = 51.2237, lon = 4.1244 },
+]
+
+[[searches]]
+id = "almere-brand"
+org = "almere"
+kind = "brand"
+interval = "5m"
+
+[[searches]]
+id = "sint-niklaas-brand"
+org = "sint-niklaas"
+kind = "brand"
+interval = "5m"
+"""
+
+
+@pytest.fixture(scope="module")
+def everyday(tmp_path_factory: pytest.TempPathFactory) -> Classifier:
+    return Classifier(load_config(write_setup(tmp_path_factory.mktemp("w"), queries=EVERYDAY)))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I have no idea what to do this weekend",  # 'have' is fuzzy 89 to 'haven'
+        "Buiten is het koud, binnen is het warm",
+        "De haven van Rotterdam ligt vol schepen",
+        "File bij Sint-Gillis-Waas, sta al 20 minuten stil",  # the branch's town, not the bib
+    ],
+)
+def test_a_brand_search_does_not_find_a_branch_named_by_an_everyday_word_or_a_place(
+    everyday: Classifier, text: str
+) -> None:
+    decision = decide(everyday, text)
+    assert decision.org is None, decision.evidence
+    assert decision.evidence == []  # no search so much as looked at it
+
+
+def test_a_brand_search_still_finds_a_distinctive_branch_name_beside_everyday_ones(
+    everyday: Classifier,
+) -> None:
+    decision = decide(everyday, "Het Stadhuisplein is vandaag dicht")
+    assert (decision.org, decision.branch) == ("almere", "stadhuisplein")
+    assert "search almere-brand: text has branch 'stadhuisplein' (exact)" in decision.evidence
+
+
+def test_an_everyday_branch_name_still_picks_the_branch_of_a_post_about_the_organisation(
+    everyday: Classifier,
+) -> None:
+    decision = decide(everyday, "De Nieuwe Bibliotheek Almere in Haven is vandaag dicht")
+    assert (decision.org, decision.branch) == ("almere", "haven")
+    assert "text names branch haven ('haven')" in decision.evidence
 
 
 def test_a_brand_search_finds_a_searchable_branch_name_but_not_an_ordinary_one(
