@@ -302,20 +302,29 @@ def test_a_brand_search_does_not_find_a_branch_named_by_an_everyday_word_or_a_pl
     assert decision.evidence == []  # no search so much as looked at it
 
 
-def test_a_brand_search_still_finds_a_distinctive_branch_name_beside_everyday_ones(
-    everyday: Classifier,
+@pytest.mark.parametrize(
+    ("text", "branch", "evidence"),
+    [
+        # a distinctive branch name beside everyday ones is still searched for
+        (
+            "Het Stadhuisplein is vandaag dicht",
+            "stadhuisplein",
+            "search almere-brand: text has branch 'stadhuisplein' (exact)",
+        ),
+        # an everyday one still picks the branch of a post about the organisation
+        (
+            "De Nieuwe Bibliotheek Almere in Haven is vandaag dicht",
+            "haven",
+            "text names branch haven ('haven')",
+        ),
+    ],
+)
+def test_branch_names_beside_everyday_ones_still_find_and_pick_their_branch(
+    everyday: Classifier, text: str, branch: str, evidence: str
 ) -> None:
-    decision = decide(everyday, "Het Stadhuisplein is vandaag dicht")
-    assert (decision.org, decision.branch) == ("almere", "stadhuisplein")
-    assert "search almere-brand: text has branch 'stadhuisplein' (exact)" in decision.evidence
-
-
-def test_an_everyday_branch_name_still_picks_the_branch_of_a_post_about_the_organisation(
-    everyday: Classifier,
-) -> None:
-    decision = decide(everyday, "De Nieuwe Bibliotheek Almere in Haven is vandaag dicht")
-    assert (decision.org, decision.branch) == ("almere", "haven")
-    assert "text names branch haven ('haven')" in decision.evidence
+    decision = decide(everyday, text)
+    assert (decision.org, decision.branch) == ("almere", branch)
+    assert evidence in decision.evidence
 
 
 def test_a_brand_search_finds_a_searchable_branch_name_but_not_an_ordinary_one(
